@@ -1,0 +1,5 @@
+"""Node registry: name used in config files and on the command line -> 'module:Class'."""
+
+NODES: dict[str, str] = {
+    "cloud_filter": "perception_pkg.ros.nodes.cloud_filter:CloudFilterNode",
+}

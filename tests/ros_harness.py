@@ -1,0 +1,82 @@
+"""Helpers for tests that run real rclpy nodes in separate processes.
+
+Never sleep for discovery: wait for the match (publisher/subscription counts) with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+DISCOVERY_TIMEOUT_S = 15.0
+
+
+@contextmanager
+def ros_node(name: str) -> Iterator[Any]:
+    """An rclpy node in its own context (so tests never share global rclpy state)."""
+    import rclpy
+    from rclpy.context import Context
+
+    from perception_pkg.ros.dds import use_large_message_profile
+
+    use_large_message_profile()
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node(name, context=ctx)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+def spin_until(node: Any, predicate: Callable[[], bool], timeout: float = DISCOVERY_TIMEOUT_S) -> bool:
+    """Spin ``node`` until ``predicate()`` holds or ``timeout`` passes; returns the predicate."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return predicate()
+            executor.spin_once(timeout_sec=0.05)
+        return True
+    finally:
+        executor.remove_node(node)
+
+
+@contextmanager
+def child_process(args: Sequence[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``python args...`` in a child process; SIGINT then kill it on exit. Output is captured."""
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def output_of(proc: subprocess.Popen) -> str:
+    """Everything the (finished) child printed, for assertion messages."""
+    if proc.poll() is None:
+        return "<still running>"
+    return proc.stdout.read() if proc.stdout else ""
