@@ -1,0 +1,57 @@
+"""Message <-> numpy conversion for rclpy and rosbags message objects alike.
+
+Readers are duck-typed on field names, so they take rclpy messages (byte fields are array.array),
+rosbags messages (numpy fields) or anything with the same attributes. Writers build messages of the
+classes in a ``MsgTypes`` (``MsgTypes.rclpy()`` or ``MsgTypes.rosbags()``). Nothing here imports rclpy.
+Malformed input raises ``MessageFormatError`` (a ValueError) naming the field, never anything else.
+"""
+
+from perception_pkg.ros.convert.camera_info import CameraModel, camera_info_to_model, model_to_camera_info
+from perception_pkg.ros.convert.compressed import (
+    CompressedFormat,
+    array_to_compressed,
+    compressed_to_array,
+    parse_format,
+)
+from perception_pkg.ros.convert.errors import MessageFormatError
+from perception_pkg.ros.convert.image import (
+    ENCODINGS,
+    EncodingInfo,
+    array_to_image,
+    image_to_array,
+    image_to_bgr,
+    image_to_rgb,
+)
+from perception_pkg.ros.convert.pointcloud import (
+    DATATYPES,
+    pointcloud_to_structured,
+    pointcloud_to_xyz,
+    structured_to_pointcloud,
+    xyz_to_pointcloud,
+)
+from perception_pkg.ros.convert.types import MsgTypes, make_header, stamp_to_ns
+
+__all__ = [
+    "DATATYPES",
+    "ENCODINGS",
+    "CameraModel",
+    "CompressedFormat",
+    "EncodingInfo",
+    "MessageFormatError",
+    "MsgTypes",
+    "array_to_compressed",
+    "array_to_image",
+    "camera_info_to_model",
+    "compressed_to_array",
+    "image_to_array",
+    "image_to_bgr",
+    "image_to_rgb",
+    "make_header",
+    "model_to_camera_info",
+    "parse_format",
+    "pointcloud_to_structured",
+    "pointcloud_to_xyz",
+    "stamp_to_ns",
+    "structured_to_pointcloud",
+    "xyz_to_pointcloud",
+]

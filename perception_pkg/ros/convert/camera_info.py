@@ -1,0 +1,117 @@
+"""sensor_msgs/CameraInfo <-> a plain calibration dataclass the pipelines use without ROS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from perception_pkg.ros.convert._common import (
+    float_array,
+    get_field,
+    pack_floats,
+    str_field,
+    uint_field,
+)
+from perception_pkg.ros.convert.errors import MessageFormatError
+from perception_pkg.ros.convert.types import MsgTypes
+
+_CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+
+
+@dataclass
+class CameraModel:
+    """Calibration of one camera, ROS conventions: K (3x3) intrinsics, D distortion coefficients for
+    ``distortion_model``, R (3x3) rectification rotation, P (3x4) projection of the rectified image.
+    ``roi`` is (x_offset, y_offset, height, width, do_rectify), all zero for the full image."""
+
+    width: int
+    height: int
+    K: np.ndarray
+    D: np.ndarray
+    R: np.ndarray
+    P: np.ndarray
+    distortion_model: str
+    frame_id: str = ""
+    binning_x: int = 0
+    binning_y: int = 0
+    roi: tuple[int, int, int, int, bool] = field(default=(0, 0, 0, 0, False))
+
+    @property
+    def fx(self) -> float:
+        return float(self.K[0, 0])
+
+    @property
+    def fy(self) -> float:
+        return float(self.K[1, 1])
+
+    @property
+    def cx(self) -> float:
+        return float(self.K[0, 2])
+
+    @property
+    def cy(self) -> float:
+        return float(self.K[1, 2])
+
+
+def camera_info_to_model(msg: Any) -> CameraModel:
+    """Validated calibration from a ``sensor_msgs/CameraInfo``.
+
+    Raises MessageFormatError when k/r/p do not have 9/9/12 finite values, d is not finite, or the
+    focal lengths in K are not positive (an all-zero K means an uncalibrated camera: nothing to project).
+    """
+    width = uint_field(msg, "width", _CAMERA_INFO)
+    height = uint_field(msg, "height", _CAMERA_INFO)
+    k = float_array(get_field(msg, "k", _CAMERA_INFO), _CAMERA_INFO, "k", 9).reshape(3, 3)
+    d = float_array(get_field(msg, "d", _CAMERA_INFO), _CAMERA_INFO, "d")
+    r = float_array(get_field(msg, "r", _CAMERA_INFO), _CAMERA_INFO, "r", 9).reshape(3, 3)
+    p = float_array(get_field(msg, "p", _CAMERA_INFO), _CAMERA_INFO, "p", 12).reshape(3, 4)
+    for name, value in (("k[0] (fx)", k[0, 0]), ("k[4] (fy)", k[1, 1])):
+        if not value > 0:
+            raise MessageFormatError(_CAMERA_INFO, name, "a positive focal length in pixels", float(value),
+                                     "an all-zero K means the camera is not calibrated")
+    model = str_field(msg, "distortion_model", _CAMERA_INFO)
+    header = get_field(msg, "header", _CAMERA_INFO)
+    frame_id = str_field(header, "frame_id", "std_msgs/msg/Header")
+    binning_x = uint_field(msg, "binning_x", _CAMERA_INFO)
+    binning_y = uint_field(msg, "binning_y", _CAMERA_INFO)
+    roi_msg = get_field(msg, "roi", _CAMERA_INFO)
+    roi_type = "sensor_msgs/msg/RegionOfInterest"
+    roi = (
+        uint_field(roi_msg, "x_offset", roi_type),
+        uint_field(roi_msg, "y_offset", roi_type),
+        uint_field(roi_msg, "height", roi_type),
+        uint_field(roi_msg, "width", roi_type),
+        bool(get_field(roi_msg, "do_rectify", roi_type)),
+    )
+    return CameraModel(width, height, k, d, r, p, model, frame_id, binning_x, binning_y, roi)
+
+
+def _matrix(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape and arr.size != shape[0] * shape[1]:
+        raise MessageFormatError(_CAMERA_INFO, name, f"{shape[0]}x{shape[1]} values", arr.shape)
+    return arr.reshape(-1)
+
+
+def model_to_camera_info(model: CameraModel, header: Any, types: MsgTypes) -> Any:
+    """A ``sensor_msgs/CameraInfo`` of class ``types.CameraInfo``; ``header`` is used as given."""
+    x_off, y_off, roi_h, roi_w, rectify = model.roi
+    cls = types.CameraInfo
+    return cls(
+        header=header,
+        height=int(model.height),
+        width=int(model.width),
+        distortion_model=str(model.distortion_model),
+        d=pack_floats(cls, np.asarray(model.D, dtype=np.float64).reshape(-1), fixed=False),
+        k=pack_floats(cls, _matrix(model.K, (3, 3), "k"), fixed=True),
+        r=pack_floats(cls, _matrix(model.R, (3, 3), "r"), fixed=True),
+        p=pack_floats(cls, _matrix(model.P, (3, 4), "p"), fixed=True),
+        binning_x=int(model.binning_x),
+        binning_y=int(model.binning_y),
+        roi=types.RegionOfInterest(
+            x_offset=int(x_off), y_offset=int(y_off), height=int(roi_h), width=int(roi_w),
+            do_rectify=bool(rectify),
+        ),
+    )
