@@ -30,5 +30,4 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
     domain = 1 + (os.getpid() * 7 + next(_domains)) % 200
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.setenv("ROS_LOCALHOST_ONLY", "1")  # Humble's spelling of the same
     return domain

@@ -53,6 +53,22 @@ def spin_until(node: Any, predicate: Callable[[], bool], timeout: float = DISCOV
         executor.remove_node(node)
 
 
+def publish_until(node: Any, pub: Any, msg: Any, predicate: Callable[[], bool],
+                  timeout: float = DISCOVERY_TIMEOUT_S, period: float = 0.2) -> bool:
+    """Publish ``msg`` every ``period`` s until ``predicate()`` holds.
+
+    A publisher can see its subscriber matched before the subscriber has matched the publisher; a
+    best-effort message sent in that window is lost. Re-sending an idempotent warm-up message until its
+    result shows up is the reliable way to know the path is open, without sleeping.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pub.publish(msg)
+        if spin_until(node, predicate, period):
+            return True
+    return predicate()
+
+
 @contextmanager
 def child_process(args: Sequence[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """Run ``python args...`` in a child process; SIGINT then kill it on exit. Output is captured."""

@@ -12,7 +12,12 @@ from typing import Any
 from sensor_msgs.msg import PointCloud2
 
 from perception_pkg.pointcloud import CloudFilter
-from perception_pkg.ros.convert import MsgTypes, pointcloud_to_structured, structured_to_pointcloud
+from perception_pkg.ros.convert import (
+    MessageFormatError,
+    MsgTypes,
+    pointcloud_to_structured,
+    structured_to_pointcloud,
+)
 from perception_pkg.ros.node_base import PerceptionNode
 from perception_pkg.ros.params import ConfigError, declare
 
@@ -39,6 +44,9 @@ class CloudFilterNode(PerceptionNode):
 
     def process(self, msg: PointCloud2) -> None:
         points = pointcloud_to_structured(msg)
+        names = points.dtype.names or ()
+        if not {"x", "y", "z"} <= set(names):
+            raise MessageFormatError("sensor_msgs/msg/PointCloud2", "fields", "x, y, z", ", ".join(names) or "none")
         kept = self.filter.apply(points)
         self._pub.publish(structured_to_pointcloud(kept, msg.header, self._types, is_dense=True))
 
