@@ -12,19 +12,26 @@ for large messages is set unless the environment already names one.
 import os
 
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def _per_node(context, *args, **kwargs):
     names = [n.strip() for n in LaunchConfiguration("nodes").perform(context).split(",") if n.strip()]
     params = LaunchConfiguration("params_file").perform(context)
     return [
-        Node(package="perception_pkg", executable=name, name=name, parameters=[params], output="screen",
-             condition=UnlessCondition(LaunchConfiguration("container")))
+        Node(
+            package="perception_pkg",
+            executable=name,
+            name=name,
+            parameters=[params],
+            output="screen",
+            condition=UnlessCondition(LaunchConfiguration("container")),
+        )
         for name in names
     ]
 
@@ -34,17 +41,28 @@ def generate_launch_description() -> LaunchDescription:
     profile = os.path.join(share, "config", "dds", "fastdds_large_messages.xml")
     actions = [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "perception.yaml")),
-        DeclareLaunchArgument("nodes", default_value="cloud_filter", description="comma-separated node names"),
-        DeclareLaunchArgument("container", default_value="true",
-                              description="true: all nodes in one process; false: one process each"),
+        DeclareLaunchArgument(
+            "nodes", default_value="cloud_filter", description="comma-separated node names"
+        ),
+        DeclareLaunchArgument(
+            "container",
+            default_value="true",
+            description="true: all nodes in one process; false: one process each",
+        ),
     ]
     for var in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
         if not os.environ.get(var):
             actions.append(SetEnvironmentVariable(var, profile))
     actions += [
         ExecuteProcess(
-            cmd=[os.path.join(get_package_prefix("perception_pkg"), "lib", "perception_pkg", "perception"), "run", "--nodes", LaunchConfiguration("nodes"),
-                 "--params-file", LaunchConfiguration("params_file")],
+            cmd=[
+                os.path.join(get_package_prefix("perception_pkg"), "lib", "perception_pkg", "perception"),
+                "run",
+                "--nodes",
+                LaunchConfiguration("nodes"),
+                "--params-file",
+                LaunchConfiguration("params_file"),
+            ],
             output="screen",
             condition=IfCondition(LaunchConfiguration("container")),
         ),

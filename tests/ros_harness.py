@@ -53,8 +53,14 @@ def spin_until(node: Any, predicate: Callable[[], bool], timeout: float = DISCOV
         executor.remove_node(node)
 
 
-def publish_until(node: Any, pub: Any, msg: Any, predicate: Callable[[], bool],
-                  timeout: float = DISCOVERY_TIMEOUT_S, period: float = 0.2) -> bool:
+def publish_until(
+    node: Any,
+    pub: Any,
+    msg: Any,
+    predicate: Callable[[], bool],
+    timeout: float = DISCOVERY_TIMEOUT_S,
+    period: float = 0.2,
+) -> bool:
     """Publish ``msg`` every ``period`` s until ``predicate()`` holds.
 
     A publisher can see its subscriber matched before the subscriber has matched the publisher; a

@@ -22,15 +22,18 @@ def _cloud(xyz: np.ndarray) -> np.ndarray:
 
 
 def test_filter_drops_nan_inf_and_points_outside_range_and_box() -> None:
-    xyz = np.array([
-        [5, 0, 0],        # kept
-        [np.nan, 0, 0],   # non-finite
-        [0, np.inf, 0],   # non-finite
-        [0.5, 0, 0],      # closer than range_min
-        [200, 0, 0],      # beyond range_max
-        [10, 0, 9],       # above box
-        [-30, 20, 1],     # kept
-    ], dtype=np.float32)
+    xyz = np.array(
+        [
+            [5, 0, 0],  # kept
+            [np.nan, 0, 0],  # non-finite
+            [0, np.inf, 0],  # non-finite
+            [0.5, 0, 0],  # closer than range_min
+            [200, 0, 0],  # beyond range_max
+            [10, 0, 9],  # above box
+            [-30, 20, 1],  # kept
+        ],
+        dtype=np.float32,
+    )
     f = CloudFilter(range_min=1.0, range_max=100.0, box_min=(-50, -50, -2), box_max=(50, 50, 5))
     kept = f.apply(_cloud(xyz))
     assert kept["intensity"].tolist() == [0.0, 6.0]
@@ -48,16 +51,26 @@ def test_filter_without_xyz_fields_is_a_clear_error() -> None:
         CloudFilter().apply(np.zeros(3, [("x", "f4"), ("y", "f4")]))
 
 
-@pytest.mark.parametrize("kwargs", [dict(range_min=5, range_max=1), dict(box_min=(0, 0, 0), box_max=(1, -1, 1)),
-                                    dict(voxel_size=-1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(range_min=5, range_max=1), dict(box_min=(0, 0, 0), box_max=(1, -1, 1)), dict(voxel_size=-1)],
+)
 def test_filter_rejects_inconsistent_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         CloudFilter(**kwargs)
 
 
 def test_from_params_reads_node_parameters_and_ignores_others() -> None:
-    f = CloudFilter.from_params({"range_min": 1, "range_max": 80.0, "box_min": [-1, -2, -3],
-                                 "box_max": [1, 2, 3], "voxel_size": 0.2, "input_topic": "/x"})
+    f = CloudFilter.from_params(
+        {
+            "range_min": 1,
+            "range_max": 80.0,
+            "box_min": [-1, -2, -3],
+            "box_max": [1, 2, 3],
+            "voxel_size": 0.2,
+            "input_topic": "/x",
+        }
+    )
     assert f == CloudFilter(1.0, 80.0, (-1.0, -2.0, -3.0), (1.0, 2.0, 3.0), 0.2)
 
 
@@ -67,9 +80,12 @@ def test_voxel_downsample_keeps_first_point_of_each_voxel() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(0, 300), st.just(3)),
-              elements=st.floats(-20, 20, allow_nan=False)),
-       st.floats(0.05, 5.0))
+@given(
+    arrays(
+        np.float64, st.tuples(st.integers(0, 300), st.just(3)), elements=st.floats(-20, 20, allow_nan=False)
+    ),
+    st.floats(0.05, 5.0),
+)
 def test_voxel_downsample_one_point_per_occupied_voxel(xyz: np.ndarray, voxel: float) -> None:
     idx = voxel_downsample(xyz, voxel)
     keys = np.floor(xyz / voxel).astype(np.int64)

@@ -22,7 +22,7 @@ def _fields_equal(a, b) -> bool:
     if isinstance(a, str | bytes | int | bool) or a is None:
         return a == b
     a, b = list(a), list(b)
-    return len(a) == len(b) and all(_fields_equal(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(_fields_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_each_message_type_round_trips_between_two_processes(ros_domain: int) -> None:
@@ -37,7 +37,8 @@ def test_each_message_type_round_trips_between_two_processes(ros_domain: int) ->
             node.create_subscription(type(msg), topic, lambda m, t=topic: received.setdefault(t, m), qos)
         ok = spin_until(node, lambda: len(received) == len(expected) or child.poll() is not None, 30)
         assert ok and len(received) == len(expected), (
-            f"missing {sorted(set(expected) - set(received))}; child said: {output_of(child)}")
+            f"missing {sorted(set(expected) - set(received))}; child said: {output_of(child)}"
+        )
     for topic, msg in expected.items():
         assert _fields_equal(received[topic], msg), topic
     people = received["/types/people"]

@@ -32,8 +32,9 @@ def _cloud(types, xyz: np.ndarray, stamp_ns: int):
     from perception_pkg.ros.convert import make_header, xyz_to_pointcloud
 
     header = make_header(types, stamp_ns, "lidar")
-    return xyz_to_pointcloud(xyz.astype(np.float32), header, types,
-                             intensity=np.arange(len(xyz), dtype=np.float32))
+    return xyz_to_pointcloud(
+        xyz.astype(np.float32), header, types, intensity=np.arange(len(xyz), dtype=np.float32)
+    )
 
 
 def _diag_values(msg) -> dict[str, str]:
@@ -59,19 +60,38 @@ def test_cloud_filter_node_in_another_process_filters_counts_bad_input_and_keeps
     types = MsgTypes.rclpy()
     outputs: list = []
     diags: list = []
-    args = ["-m", "perception_pkg.cli.main", "run", "--nodes", "cloud_filter", "--params-file", str(params_file)]
+    args = [
+        "-m",
+        "perception_pkg.cli.main",
+        "run",
+        "--nodes",
+        "cloud_filter",
+        "--params-file",
+        str(params_file),
+    ]
     with ros_node("test_driver") as node, child_process(args) as child:
-        pub = node.create_publisher(PointCloud2, "/test/points", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        pub = node.create_publisher(
+            PointCloud2, "/test/points", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
         node.create_subscription(PointCloud2, "/test/points_filtered", outputs.append, 10)
         node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
-        assert spin_until(node, lambda: pub.get_subscription_count() > 0
-                          and node.count_publishers("/test/points_filtered") > 0 or child.poll() is not None), \
-            output_of(child)
+        assert spin_until(
+            node,
+            lambda: (
+                (pub.get_subscription_count() > 0 and node.count_publishers("/test/points_filtered") > 0)
+                or child.poll() is not None
+            ),
+        ), output_of(child)
         assert child.poll() is None, output_of(child)
         warmup = _cloud(types, np.array([[2.0, 0, 0]]), 1_000_000_000)
         assert publish_until(node, pub, warmup, lambda: len(outputs) >= 1), output_of(child)
-        assert spin_until(node, lambda: diags and _diag_values(diags[-1])["processed"]
-                          == _diag_values(diags[-1])["received"] != "0", 5)
+        assert spin_until(
+            node,
+            lambda: (
+                diags and _diag_values(diags[-1])["processed"] == _diag_values(diags[-1])["received"] != "0"
+            ),
+            5,
+        )
         base = int(_diag_values(diags[-1])["received"])
         outputs.clear()
 
@@ -79,7 +99,11 @@ def test_cloud_filter_node_in_another_process_filters_counts_bad_input_and_keeps
         pub.publish(_cloud(types, xyz, 1_700_000_000_250_000_000))
         assert spin_until(node, lambda: len(outputs) >= 1), output_of(child)
         out = outputs[0]
-        assert (out.header.stamp.sec, out.header.stamp.nanosec, out.header.frame_id) == (1700000000, 250000000, "lidar")
+        assert (out.header.stamp.sec, out.header.stamp.nanosec, out.header.frame_id) == (
+            1700000000,
+            250000000,
+            "lidar",
+        )
         kept = pointcloud_to_structured(out)
         assert kept["intensity"].tolist() == [0.0, 4.0]
         assert np.allclose(np.stack([kept["x"], kept["y"], kept["z"]], 1), xyz[[0, 4]])
@@ -88,14 +112,23 @@ def test_cloud_filter_node_in_another_process_filters_counts_bad_input_and_keeps
         # malformed: data shorter than width * point_step, and a cloud without z
         short = _cloud(types, np.ones((10, 3)), 2)
         short.data = array.array("B", bytes(short.data)[:40])
-        no_z = PointCloud2(height=1, width=1, point_step=8, row_step=8, data=array.array("B", bytes(8)),
-                           fields=[PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                                   for i, n in enumerate("xy")])
+        no_z = PointCloud2(
+            height=1,
+            width=1,
+            point_step=8,
+            row_step=8,
+            data=array.array("B", bytes(8)),
+            fields=[
+                PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                for i, n in enumerate("xy")
+            ],
+        )
         for bad in (short, no_z):
             pub.publish(bad)
             spin_until(node, lambda: False, 0.3)  # let the worker take it before the next one
-        assert spin_until(node, lambda: diags and int(_diag_values(diags[-1]).get("malformed", 0)) >= 2, 10), \
-            [(_diag_values(d)) for d in diags[-3:]]
+        assert spin_until(
+            node, lambda: diags and int(_diag_values(diags[-1]).get("malformed", 0)) >= 2, 10
+        ), [(_diag_values(d)) for d in diags[-3:]]
         last = _diag_values(diags[-1])
         assert "PointCloud2" in last["last_error"]
         assert diags[-1].status[0].level == DiagnosticStatus.WARN
@@ -110,24 +143,42 @@ def test_cloud_filter_node_in_another_process_filters_counts_bad_input_and_keeps
         assert float(final["latency_p50_ms"]) > 0
 
 
-def test_bad_config_stops_at_start_with_a_message_naming_the_parameter(ros_domain: int, tmp_path: Path) -> None:
+def test_bad_config_stops_at_start_with_a_message_naming_the_parameter(
+    ros_domain: int, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("cloud_filter:\n  ros__parameters:\n    range_max: far\n")
-    proc = subprocess.run([sys.executable, "-m", "perception_pkg.cli.main", "run", "--nodes", "cloud_filter",
-                           "--params-file", str(bad)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "perception_pkg.cli.main",
+            "run",
+            "--nodes",
+            "cloud_filter",
+            "--params-file",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "cloud_filter.range_max" in proc.stderr and "expected float" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_unknown_node_name_is_a_clear_error(ros_domain: int) -> None:
-    proc = subprocess.run([sys.executable, "-m", "perception_pkg.cli.main", "run", "--nodes", "detectorr"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "perception_pkg.cli.main", "run", "--nodes", "detectorr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "unknown node 'detectorr'" in proc.stderr
 
 
 def test_slow_node_processes_newest_frame_and_counts_dropped_ones(ros_domain: int) -> None:
-    import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from std_msgs.msg import Int32
 
@@ -156,7 +207,9 @@ def test_slow_node_processes_newest_frame_and_counts_dropped_ones(ros_domain: in
             for i in range(40):
                 pub.publish(Int32(data=i))
                 time.sleep(0.005)  # 200 Hz into a 20 Hz node
-            assert spin_until(pub_node, lambda: seen and seen[-1] == 39 and slow.stats.processed == len(seen), 5)
+            assert spin_until(
+                pub_node, lambda: seen and seen[-1] == 39 and slow.stats.processed == len(seen), 5
+            )
             snap = slow.stats.snapshot()
             assert snap.dropped > 10, snap
             assert snap.processed + snap.dropped == snap.received

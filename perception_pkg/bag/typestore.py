@@ -10,7 +10,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore as _rosbags_typestore
+from rosbags.typesys import Stores, get_types_from_msg
+from rosbags.typesys import get_typestore as _rosbags_typestore
 from rosbags.typesys.store import Typestore
 
 from perception_pkg.paths import repo_root

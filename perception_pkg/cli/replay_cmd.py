@@ -11,8 +11,9 @@ DEFAULT_PIPELINES = ["cloud_filter"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="replay a rosbag2 through the pipelines; write a report and a bag",
-                       description=__doc__)
+    p = sub.add_parser(
+        "replay", help="replay a rosbag2 through the pipelines; write a report and a bag", description=__doc__
+    )
     p.add_argument("bag", help="rosbag2 folder or file (sqlite3 .db3 or .mcap)")
     p.add_argument("--out", required=True, help="output folder (summary.json, bag/)")
     _common(p)
@@ -25,8 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipelines", default=",".join(DEFAULT_PIPELINES),
-                   help="comma-separated pipelines to run ('' for statistics only; default: %(default)s)")
+    p.add_argument(
+        "--pipelines",
+        default=",".join(DEFAULT_PIPELINES),
+        help="comma-separated pipelines to run ('' for statistics only; default: %(default)s)",
+    )
     p.add_argument("--params-file", default=None, help="node parameters (default: config/perception.yaml)")
     p.add_argument("--no-bag", action="store_true", help="do not write an output bag")
     p.add_argument("--results-only", action="store_true", help="output bag holds only pipeline results")
@@ -41,8 +45,15 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     pipelines = [n.strip() for n in args.pipelines.split(",") if n.strip()]
     try:
-        result = replay_bag(bag, out, pipelines, params_file=args.params_file, write_bag=not args.no_bag,
-                            copy_inputs=not args.results_only, progress=not args.quiet)
+        result = replay_bag(
+            bag,
+            out,
+            pipelines,
+            params_file=args.params_file,
+            write_bag=not args.no_bag,
+            copy_inputs=not args.results_only,
+            progress=not args.quiet,
+        )
     except (FileNotFoundError, FileExistsError, KeyError) as exc:
         print(f"perception replay: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
@@ -54,8 +65,10 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict) -> None:
-    print(f"{summary['messages']} messages, bag {summary['bag_duration_s']} s, replay {summary['replay_wall_s']} s"
-          f" ({summary['speed_vs_realtime']}x real time)")
+    print(
+        f"{summary['messages']} messages, bag {summary['bag_duration_s']} s, "
+        f"replay {summary['replay_wall_s']} s ({summary['speed_vs_realtime']}x real time)"
+    )
     print(f"{'topic':<40}{'type':<34}{'count':>7}{'rate Hz':>9}  details")
     for topic, t in summary["topics"].items():
         detail = ""
@@ -69,8 +82,10 @@ def _print_summary(summary: dict) -> None:
         rate = f"{t['rate_hz']:.2f}" if "rate_hz" in t else "-"
         print(f"{topic:<40}{t['type'].replace('/msg/', '/'):<34}{t['count']:>7}{rate:>9}  {detail}")
     for name, p in summary["pipelines"].items():
-        print(f"pipeline {name}: {p['messages']} msgs, median {p['median_ms']} ms, p99 {p['p99_ms']} ms,"
-              f" skipped {p['skipped_malformed']}")
+        print(
+            f"pipeline {name}: {p['messages']} msgs, median {p['median_ms']} ms, p99 {p['p99_ms']} ms,"
+            f" skipped {p['skipped_malformed']}"
+        )
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ class CloudFilter:
     def __post_init__(self) -> None:
         if not 0 <= self.range_min < self.range_max:
             raise ValueError(f"need 0 <= range_min < range_max, got {self.range_min}, {self.range_max}")
-        if any(lo >= hi for lo, hi in zip(self.box_min, self.box_max)):
+        if any(lo >= hi for lo, hi in zip(self.box_min, self.box_max, strict=True)):
             raise ValueError(f"box_min must be below box_max per axis: {self.box_min} vs {self.box_max}")
         if self.voxel_size < 0:
             raise ValueError(f"voxel_size must be >= 0, got {self.voxel_size}")

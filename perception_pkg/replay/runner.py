@@ -79,7 +79,9 @@ def replay_bag(
                 for c in reader.connections:
                     if p.wants(c.topic, c.msgtype):
                         for topic, msgtype in p.outputs_for(c.topic):
-                            out_conns.setdefault(topic, writer.add_connection(topic, msgtype, typestore=store))
+                            out_conns.setdefault(
+                                topic, writer.add_connection(topic, msgtype, typestore=store)
+                            )
         timings: dict[str, list[float]] = {p.name: [] for p in enabled}
         failures: dict[str, int] = {p.name: 0 for p in enabled}
         bar = tqdm(total=reader.message_count, unit="msg", disable=not progress, desc=bag.name)
@@ -110,7 +112,9 @@ def replay_bag(
                     timings[p.name].append(time.perf_counter() - t0)
                     if writer is not None:
                         for topic, out_msg in outputs:
-                            writer.write(out_conns[topic], stamp, store.serialize_cdr(out_msg, out_msg.__msgtype__))
+                            writer.write(
+                                out_conns[topic], stamp, store.serialize_cdr(out_msg, out_msg.__msgtype__)
+                            )
         finally:
             bar.close()
             if writer is not None:

@@ -31,11 +31,13 @@ class PerceptionNode(Node):
         super().__init__(name, **kwargs)
         self.input_qos = declare_qos(self, "input_qos", "best_effort", 1)
         self.output_qos = declare_qos(self, "output_qos", "reliable", 10)
-        period = declare(self, "diagnostics_period_s", 1.0, "seconds between /diagnostics messages",
-                         minimum=0.05)
+        period = declare(
+            self, "diagnostics_period_s", 1.0, "seconds between /diagnostics messages", minimum=0.05
+        )
         window = declare(self, "stats_window", 100, "frames in the rate/latency window", minimum=2)
-        self.log_throttle_s = declare(self, "log_throttle_s", 5.0,
-                                      "at most one bad-input log line per this many seconds", minimum=0.0)
+        self.log_throttle_s = declare(
+            self, "log_throttle_s", 5.0, "at most one bad-input log line per this many seconds", minimum=0.0
+        )
         self.stats = NodeStats(window=window)
         self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
         self._stop = threading.Event()
@@ -70,13 +72,16 @@ class PerceptionNode(Node):
                 self.process(msg)
             except MessageFormatError as exc:
                 self.stats.on_malformed(str(exc))
-                self.get_logger().warning(f"skipped malformed input: {exc}",
-                                          throttle_duration_sec=self.log_throttle_s)
+                self.get_logger().warning(
+                    f"skipped malformed input: {exc}", throttle_duration_sec=self.log_throttle_s
+                )
                 continue
             except Exception as exc:  # a bug or a backend failure must not stop the node
                 self.stats.on_error(f"{type(exc).__name__}: {exc}")
-                self.get_logger().error(f"processing failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=self.log_throttle_s)
+                self.get_logger().error(
+                    f"processing failed: {type(exc).__name__}: {exc}",
+                    throttle_duration_sec=self.log_throttle_s,
+                )
                 continue
             self.stats.on_processed(time.monotonic() - received_at)
 

@@ -48,7 +48,7 @@ def declare(
     kind = type(default)
     if kind in (list, tuple):
         kind = list
-    if value is None or isinstance(value, bool) and kind is not bool:
+    if value is None or (isinstance(value, bool) and kind is not bool):
         raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
     if not isinstance(value, _TYPES[kind]):
         raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")

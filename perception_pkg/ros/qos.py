@@ -17,8 +17,9 @@ def declare_qos(node: Node, prefix: str, reliability: str, depth: int) -> QoSPro
     publishers (drivers differ), and the newest frame is the one worth processing. Results default to
     reliable so that recorders and slow consumers see every one.
     """
-    rel = declare(node, f"{prefix}.reliability", reliability, f"{prefix} QoS reliability",
-                  choices=list(_RELIABILITY))
+    rel = declare(
+        node, f"{prefix}.reliability", reliability, f"{prefix} QoS reliability", choices=list(_RELIABILITY)
+    )
     dep = declare(node, f"{prefix}.depth", depth, f"{prefix} QoS keep-last depth", minimum=1, maximum=1000)
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,

@@ -46,7 +46,9 @@ class CloudFilterNode(PerceptionNode):
         points = pointcloud_to_structured(msg)
         names = points.dtype.names or ()
         if not {"x", "y", "z"} <= set(names):
-            raise MessageFormatError("sensor_msgs/msg/PointCloud2", "fields", "x, y, z", ", ".join(names) or "none")
+            raise MessageFormatError(
+                "sensor_msgs/msg/PointCloud2", "fields", "x, y, z", ", ".join(names) or "none"
+            )
         kept = self.filter.apply(points)
         self._pub.publish(structured_to_pointcloud(kept, msg.header, self._types, is_dense=True))
 

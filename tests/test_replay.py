@@ -1,0 +1,153 @@
+"""perception replay: statistics, pipelines and output bag on real and crafted bags, bad messages counted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from perception_pkg.bag import get_typestore
+from perception_pkg.replay import replay_bag
+from perception_pkg.ros.convert import (
+    MsgTypes,
+    array_to_image,
+    make_header,
+    pointcloud_to_xyz,
+    xyz_to_pointcloud,
+)
+
+CLOUD = "sensor_msgs/msg/PointCloud2"
+IMAGE = "sensor_msgs/msg/Image"
+
+
+def _topic_counts(bag: Path) -> dict[str, int]:
+    with AnyReader([bag], default_typestore=get_typestore()) as reader:
+        return {c.topic: c.msgcount for c in reader.connections}
+
+
+@pytest.fixture
+def crafted_bag(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """3 clouds (one with NaNs, one truncated), 2 images, 1 corrupt CDR blob, at 10 Hz."""
+    storage = getattr(request, "param", StoragePlugin.MCAP)
+    store = get_typestore()
+    types = MsgTypes.rosbags(store)
+    path = tmp_path / "in_bag"
+    with Writer(path, version=8, storage_plugin=storage) as w:
+        c_cloud = w.add_connection("/lidar/points", CLOUD, typestore=store)
+        c_img = w.add_connection("/camera/image_raw", IMAGE, typestore=store)
+        for i in range(3):
+            t = 1_000_000_000 + i * 100_000_000
+            xyz = np.array([[5, 0, 0], [10, 1, 0], [0.2, 0, 0], [np.nan, 0, 0]], np.float32)
+            msg = xyz_to_pointcloud(xyz, make_header(types, t, "lidar"), types)
+            if i == 2:  # claims 4 points, carries 2
+                msg.data = msg.data[: 2 * msg.point_step]
+            w.write(c_cloud, t, store.serialize_cdr(msg, CLOUD))
+        for i in range(2):
+            t = 1_000_000_000 + i * 100_000_000
+            img = array_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8", make_header(types, t, "cam"), types)
+            w.write(c_img, t, store.serialize_cdr(img, IMAGE))
+        w.write(c_img, 1_300_000_000, b"\x00\x01\x00\x00garbage")
+    return path
+
+
+def test_replay_reports_counts_rates_sizes_and_filters_clouds(crafted_bag: Path, tmp_path: Path) -> None:
+    res = replay_bag(crafted_bag, tmp_path / "out", ["cloud_filter"], progress=False)
+    topics = res.summary["topics"]
+    cloud = topics["/lidar/points"]
+    assert cloud["count"] == 3 and cloud["rate_hz"] == pytest.approx(10.0)
+    assert cloud["malformed"] == 1 and "data" in cloud["last_error"]
+    assert cloud["points"]["mean"] == 3.0 and cloud["points"]["finite_share"] == pytest.approx(0.75)
+    img = topics["/camera/image_raw"]
+    assert img["sizes"] == {"64x48 rgb8": 2}
+    assert img["count"] == 3 and img["malformed"] == 1 and img["last_error"].startswith("deserialize")
+    assert res.summary["pipelines"]["cloud_filter"]["messages"] == 2
+    assert res.summary["pipelines"]["cloud_filter"]["skipped_malformed"] == 1
+    assert json.loads(res.summary_path.read_text()) == res.summary
+
+    counts = _topic_counts(res.output_bag)
+    assert counts == {"/lidar/points": 3, "/camera/image_raw": 3, "/lidar/points_filtered": 2}
+    store = get_typestore()
+    with AnyReader([res.output_bag], default_typestore=store) as reader:
+        conn = [c for c in reader.connections if c.topic == "/lidar/points_filtered"]
+        stamps, clouds = [], []
+        for c, t, raw in reader.messages(connections=conn):
+            clouds.append(pointcloud_to_xyz(reader.deserialize(raw, c.msgtype)))
+            stamps.append(t)
+    assert stamps == [1_000_000_000, 1_100_000_000]
+    # range_min 1 m (config/perception.yaml) drops the 0.2 m point; NaN dropped
+    assert np.array_equal(clouds[0], np.array([[5, 0, 0], [10, 1, 0]], np.float32))
+
+
+@pytest.mark.parametrize("crafted_bag", [StoragePlugin.SQLITE3], indirect=True)
+def test_replay_reads_sqlite3_bags_and_writes_results_only(crafted_bag: Path, tmp_path: Path) -> None:
+    res = replay_bag(crafted_bag, tmp_path / "out", ["cloud_filter"], copy_inputs=False, progress=False)
+    assert _topic_counts(res.output_bag) == {"/lidar/points_filtered": 2}
+
+
+def test_replay_statistics_only_without_output_bag(crafted_bag: Path, tmp_path: Path) -> None:
+    res = replay_bag(crafted_bag, tmp_path / "out", [], write_bag=False, progress=False)
+    assert res.output_bag is None and res.summary["pipelines"] == {}
+    assert not (tmp_path / "out" / "bag").exists()
+
+
+def test_replay_of_real_luminar_bag(assets: Path, tmp_path: Path) -> None:
+    bag = assets / "bags" / "embag_luminar_ros2"
+    res = replay_bag(bag, tmp_path / "out", ["cloud_filter"], progress=False)
+    lum = res.summary["topics"]["/luminar_pointcloud"]
+    assert lum["count"] == 5 and "malformed" not in lum
+    assert 30_000 < lum["points"]["mean"] < 40_000
+    assert 5 < lum["points"]["mean_range_m"] < 150
+    assert _topic_counts(res.output_bag) == {"/luminar_pointcloud": 5, "/luminar_pointcloud_filtered": 5}
+
+
+def test_replay_output_bag_reads_with_the_mcap_reader(crafted_bag: Path, tmp_path: Path) -> None:
+    from mcap_ros2.reader import read_ros2_messages
+
+    res = replay_bag(crafted_bag, tmp_path / "out", ["cloud_filter"], progress=False)
+    mcap_file = next(res.output_bag.glob("*.mcap"))
+    filtered = list(read_ros2_messages(str(mcap_file), topics=["/lidar/points_filtered"]))
+    assert len(filtered) == 2 and filtered[0].ros_msg.width == 2
+
+
+def test_cli_replay_missing_bag_exits_2_with_a_message(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "perception_pkg.cli.main",
+            "replay",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "bag not found" in proc.stderr
+
+
+def test_cli_replay_unknown_pipeline_exits_2(crafted_bag: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "perception_pkg.cli.main",
+            "replay",
+            str(crafted_bag),
+            "--out",
+            str(tmp_path / "o"),
+            "--pipelines",
+            "teleport",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "unknown pipeline 'teleport'" in proc.stderr
