@@ -16,6 +16,7 @@ import numpy as np
 
 from perception_pkg.ros.convert._common import byte_buffer, get_field, pack_bytes, str_field
 from perception_pkg.ros.convert.errors import MessageFormatError
+from perception_pkg.ros.convert.image import ENCODINGS
 from perception_pkg.ros.convert.types import MsgTypes
 
 _COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -56,18 +57,67 @@ def parse_format(fmt: str) -> CompressedFormat:
         elif word == "compressed" and i + 1 < len(tokens):
             compressed = tokens[i + 1]
             i += 1
-        elif sep or i > 0:
-            raise MessageFormatError(_COMPRESSED, "format", "jpeg or png (image_transport syntax)", fmt)
-        else:
-            # a bare word without ';' that is no codec is taken as an encoding ("rgb8"): old drivers
+        elif not sep and i == 0 and tokens[i] in ENCODINGS:
+            # a bare image encoding without ';' ("rgb8"): some drivers write only that
             source = tokens[i]
+        else:
+            raise MessageFormatError(_COMPRESSED, "format", "jpeg or png (image_transport syntax)", fmt)
         i += 1
     if depth and codec not in (None, "png"):
         raise MessageFormatError(_COMPRESSED, "format", "compressedDepth with png", fmt)
     return CompressedFormat(source, codec, compressed, depth)
 
 
+#: Larger declared images are refused before decoding: a corrupt or hostile header must not make a
+#: node allocate gigabytes (OpenCV's own limit is 2**30 pixels).
+MAX_PIXELS = 2**27
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# JPEG start-of-frame markers (SOF0..SOF15 without DHT, JPG and DAC), which carry the image size
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _declared_size(head: memoryview) -> tuple[str, int, int] | None:
+    """(codec, height, width) read from a PNG IHDR or a JPEG SOF segment; None if not found."""
+    if head[:8] == _PNG_MAGIC:
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            return None
+        return "png", int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    pos = 2
+    # walks segment headers (a few dozen per file), not pixels
+    while pos + 9 <= len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_SOF:
+            return "jpeg", int.from_bytes(head[pos + 5 : pos + 7], "big"), int.from_bytes(
+                head[pos + 7 : pos + 9], "big")
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length field
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(head[pos + 2 : pos + 4], "big")
+    return None
+
+
 def _decode(buf: np.ndarray, flags: int) -> np.ndarray:
+    head = memoryview(buf)
+    if not (head[:8] == _PNG_MAGIC or head[:3] == _JPEG_MAGIC):
+        # OpenCV would try every decoder it has (TIFF, EXR, PXM...); only the two codecs of the
+        # image_transport formats are accepted, which keeps the rest of that attack surface closed
+        raise MessageFormatError(_COMPRESSED, "data", "a JPEG or PNG stream (by its signature)",
+                                 head[:8].tobytes())
+    declared = _declared_size(head)
+    if declared is None:
+        raise MessageFormatError(_COMPRESSED, "data", "a JPEG or PNG header stating the image size",
+                                 f"{buf.size} bytes without one")
+    codec, height, width = declared
+    if height * width > MAX_PIXELS or height == 0 or width == 0:
+        raise MessageFormatError(_COMPRESSED, "data", f"a {codec} image of 1..{MAX_PIXELS} pixels",
+                                 f"{height}x{width}")
     try:
         img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
