@@ -1,0 +1,108 @@
+"""Colour order, scale/mean/std normalisation and tensor layout, with exact inverses.
+
+Images arrive as BGR uint8 ``(H, W, 3)`` or batches ``(N, H, W, 3)``; the network gets
+``(pixel * scale - mean) / std`` in its colour order and layout. ``Normalizer.invert`` undoes all of it
+(back to BGR uint8), which is what an image-to-image model's output needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+
+def to_layout(batch_nhwc: NDArray, layout: str) -> NDArray:
+    """(N, H, W, C) -> the network's layout, contiguous."""
+    if layout == "NHWC":
+        return np.ascontiguousarray(batch_nhwc)
+    if layout == "NCHW":
+        return np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2))
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def from_layout(tensor: NDArray, layout: str) -> NDArray:
+    """The network's layout -> (N, H, W, C); inverse of :func:`to_layout`."""
+    if layout == "NHWC":
+        return tensor
+    if layout == "NCHW":
+        return tensor.transpose(0, 2, 3, 1)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+class Normalizer:
+    """Pixel values <-> network values for one input spec (colour order, scale, mean, std, layout)."""
+
+    def __init__(
+        self,
+        scale: float = 1.0 / 255.0,
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
+        color: str = "RGB",
+        layout: str = "NCHW",
+        dtype: str = "float32",
+    ) -> None:
+        self.color = color
+        self.layout = layout
+        self.dtype = np.dtype(dtype)
+        self.channels = 1 if color == "GRAY" else 3
+        mean_a = np.broadcast_to(np.asarray(mean, dtype=np.float64), (self.channels,))
+        std_a = np.broadcast_to(np.asarray(std, dtype=np.float64), (self.channels,))
+        self.scale = float(scale)
+        self.mean = mean_a.copy()
+        self.std = std_a.copy()
+        # x * mul + add == (x * scale - mean) / std, folded so the hot path is one multiply-add
+        self._mul = (self.scale / std_a).astype(np.float32)
+        self._add = (-mean_a / std_a).astype(np.float32)
+        self._raw = self.dtype.kind in "ui"
+        if self._raw and not (self.scale == 1.0 and np.all(self.mean == 0) and np.all(self.std == 1)):
+            raise ValueError("integer network inputs take raw pixels: scale must be 1, mean 0 and std 1")
+
+    def _channel_shape(self, ndim: int) -> tuple[int, ...]:
+        shape = [1] * ndim
+        shape[1 if self.layout == "NCHW" else ndim - 1] = self.channels
+        return tuple(shape)
+
+    def __call__(self, images_bgr: NDArray) -> NDArray:
+        """BGR uint8 ``(N, H, W, 3)`` -> network tensor in its layout and dtype."""
+        batch = images_bgr[None] if images_bgr.ndim == 3 else images_bgr
+        if batch.shape[-1] != 3:
+            raise ValueError(f"expected BGR images with 3 channels, got shape {images_bgr.shape}")
+        if self.color == "GRAY":
+            # one cvtColor over the batch stacked vertically: OpenCV's own fixed-point grey levels
+            n, h, w = batch.shape[:3]
+            stacked = np.ascontiguousarray(batch).reshape(n * h, w, 3)
+            px = cv2.cvtColor(stacked, cv2.COLOR_BGR2GRAY).reshape(n, h, w, 1)
+        elif self.color == "RGB":
+            px = batch[..., ::-1]
+        else:
+            px = batch
+        tensor = to_layout(px, self.layout)
+        if self._raw:
+            return tensor.astype(self.dtype, copy=False)
+        out = tensor.astype(np.float32)
+        cshape = self._channel_shape(out.ndim)
+        out *= self._mul.reshape(cshape)
+        out += self._add.reshape(cshape)
+        return out.astype(self.dtype, copy=False)
+
+    def pixels(self, tensor: NDArray) -> NDArray[np.float64]:
+        """Exact inverse of the arithmetic: network tensor -> float pixel values ``(N, H, W, C)``.
+
+        Colour order is the network's (use :meth:`invert` for BGR uint8 images).
+        """
+        x = from_layout(np.asarray(tensor), self.layout).astype(np.float64)
+        if self._raw:
+            return x
+        return (x * self.std + self.mean) / self.scale
+
+    def invert(self, tensor: NDArray) -> NDArray[np.uint8]:
+        """Network tensor -> BGR uint8 images ``(N, H, W, 3)`` (GRAY is replicated to 3 channels)."""
+        px = np.clip(np.rint(self.pixels(tensor)), 0, 255).astype(np.uint8)
+        if self.color == "GRAY":
+            return np.repeat(px, 3, axis=-1)
+        if self.color == "RGB":
+            return np.ascontiguousarray(px[..., ::-1])
+        return np.ascontiguousarray(px)
