@@ -17,17 +17,18 @@ from perception_pkg.ros.convert.errors import MessageFormatError
 BYTES_EXPECTED = "bytes-like data (bytes, array.array('B') or a uint8 numpy array)"
 
 
-def get_field(msg: Any, name: str, msg_type: str) -> Any:
+def get_field(msg: Any, name: str, msg_type: str, label: str | None = None) -> Any:
+    """``msg.<name>``; errors name ``label`` (a path like ``roi.width``) when given."""
     try:
         return getattr(msg, name)
     except AttributeError:
-        raise MessageFormatError(msg_type, name, "the field to be present", "no such attribute") from None
+        raise MessageFormatError(msg_type, label or name, "the field to be present", "missing") from None
 
 
-def uint_field(msg: Any, name: str, msg_type: str, *, limit: int = 2**32) -> int:
+def uint_field(msg: Any, name: str, msg_type: str, *, limit: int = 2**32, label: str | None = None) -> int:
     """An unsigned integer field, range-checked so later size arithmetic cannot go negative or absurd."""
-    value = get_field(msg, name, msg_type)
-    return check_uint(value, name, msg_type, limit=limit)
+    value = get_field(msg, name, msg_type, label)
+    return check_uint(value, label or name, msg_type, limit=limit)
 
 
 def check_uint(value: Any, name: str, msg_type: str, *, limit: int = 2**32) -> int:
@@ -39,17 +40,17 @@ def check_uint(value: Any, name: str, msg_type: str, *, limit: int = 2**32) -> i
     return value
 
 
-def bool_field(msg: Any, name: str, msg_type: str) -> bool:
-    value = get_field(msg, name, msg_type)
+def bool_field(msg: Any, name: str, msg_type: str, label: str | None = None) -> bool:
+    value = get_field(msg, name, msg_type, label)
     if not isinstance(value, (bool, int, np.bool_, np.integer)):
-        raise MessageFormatError(msg_type, name, "a bool or integer flag", type(value).__name__)
+        raise MessageFormatError(msg_type, label or name, "a bool or integer flag", type(value).__name__)
     return bool(value)
 
 
-def str_field(msg: Any, name: str, msg_type: str) -> str:
-    value = get_field(msg, name, msg_type)
+def str_field(msg: Any, name: str, msg_type: str, label: str | None = None) -> str:
+    value = get_field(msg, name, msg_type, label)
     if not isinstance(value, str):
-        raise MessageFormatError(msg_type, name, "a string", type(value).__name__)
+        raise MessageFormatError(msg_type, label or name, "a string", type(value).__name__)
     return value
 
 
@@ -77,12 +78,13 @@ def float_array(value: Any, msg_type: str, field: str, size: int | None = None) 
     """A finite float64 1-D array from a float sequence field (numpy, array.array('d'), list)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise MessageFormatError(msg_type, field, "a sequence of floats", type(value).__name__) from exc
+    if size is not None and arr.size == size:
+        arr = arr.reshape(-1)  # fixed-size fields may arrive as a matrix from hand-made messages
     if arr.ndim != 1 or (size is not None and arr.size != size):
         want = f"{size} values" if size is not None else "a 1-D sequence"
-        got = f"{arr.size} values" if arr.ndim == 1 else f"shape {arr.shape}"
-        raise MessageFormatError(msg_type, field, want, got)
+        raise MessageFormatError(msg_type, field, want, arr.size if arr.ndim == 1 else arr.shape)
     if not np.isfinite(arr).all():
         raise MessageFormatError(msg_type, field, "finite values", arr.tolist())
     return arr

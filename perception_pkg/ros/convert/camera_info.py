@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from perception_pkg.ros.convert._common import (
+    bool_field,
     float_array,
     get_field,
     pack_floats,
@@ -73,17 +74,16 @@ def camera_info_to_model(msg: Any) -> CameraModel:
                                      "an all-zero K means the camera is not calibrated")
     model = str_field(msg, "distortion_model", _CAMERA_INFO)
     header = get_field(msg, "header", _CAMERA_INFO)
-    frame_id = str_field(header, "frame_id", "std_msgs/msg/Header")
+    frame_id = str_field(header, "frame_id", _CAMERA_INFO, "header.frame_id")
     binning_x = uint_field(msg, "binning_x", _CAMERA_INFO)
     binning_y = uint_field(msg, "binning_y", _CAMERA_INFO)
     roi_msg = get_field(msg, "roi", _CAMERA_INFO)
-    roi_type = "sensor_msgs/msg/RegionOfInterest"
     roi = (
-        uint_field(roi_msg, "x_offset", roi_type),
-        uint_field(roi_msg, "y_offset", roi_type),
-        uint_field(roi_msg, "height", roi_type),
-        uint_field(roi_msg, "width", roi_type),
-        bool(get_field(roi_msg, "do_rectify", roi_type)),
+        uint_field(roi_msg, "x_offset", _CAMERA_INFO, label="roi.x_offset"),
+        uint_field(roi_msg, "y_offset", _CAMERA_INFO, label="roi.y_offset"),
+        uint_field(roi_msg, "height", _CAMERA_INFO, label="roi.height"),
+        uint_field(roi_msg, "width", _CAMERA_INFO, label="roi.width"),
+        bool_field(roi_msg, "do_rectify", _CAMERA_INFO, label="roi.do_rectify"),
     )
     return CameraModel(width, height, k, d, r, p, model, frame_id, binning_x, binning_y, roi)
 

@@ -18,7 +18,6 @@ import numpy as np
 from perception_pkg.ros.convert._common import (
     bool_field,
     byte_buffer,
-    check_uint,
     get_field,
     pack_bytes,
     str_field,
@@ -76,17 +75,17 @@ def _read_fields(msg: Any, point_step: int, big_endian: bool) -> dict[str, tuple
     out: dict[str, tuple[int, np.dtype, int]] = {}
     for i, pf in enumerate(raw):
         where = f"fields[{i}]"
-        name = str_field(pf, "name", "sensor_msgs/msg/PointField")
+        name = str_field(pf, "name", _CLOUD, f"{where}.name")
         if not name or name in out:
             raise MessageFormatError(_CLOUD, f"{where}.name", "a unique non-empty name",
                                      name, f"fields so far: {list(out)}")
-        datatype = get_field(pf, "datatype", "sensor_msgs/msg/PointField")
+        datatype = get_field(pf, "datatype", _CLOUD, f"{where}.datatype")
         base = DATATYPES.get(datatype) if isinstance(datatype, (int, np.integer)) else None
         if base is None or isinstance(datatype, bool):
             raise MessageFormatError(_CLOUD, f"{where}.datatype", "a datatype 1..8 (INT8..FLOAT64)",
                                      datatype, f"field {name!r}")
-        offset = check_uint(get_field(pf, "offset", "sensor_msgs/msg/PointField"), f"{where}.offset", _CLOUD)
-        count = check_uint(get_field(pf, "count", "sensor_msgs/msg/PointField"), f"{where}.count", _CLOUD)
+        offset = uint_field(pf, "offset", _CLOUD, label=f"{where}.offset")
+        count = uint_field(pf, "count", _CLOUD, label=f"{where}.count")
         if count == 0:
             raise MessageFormatError(_CLOUD, f"{where}.count", "count >= 1", 0, f"field {name!r}")
         end = offset + base.itemsize * count
@@ -217,8 +216,9 @@ def pointcloud_to_xyz(msg: Any, *, skip_nans: bool = True, with_intensity: bool 
     # this beats every single-gather variant that yields C order (fancy indexing gives Fortran order,
     # a [:, 0:3] slice copy or np.take run 2-3x slower), and the same loop casts other datatypes and
     # byteswaps big-endian data, so no layout needs a separate slow path.
-    for i, name in enumerate(names):
-        out[..., i] = grid[name]
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32 becomes inf, like a C cast
+        for i, name in enumerate(names):
+            out[..., i] = grid[name]
     out = out.reshape(-1, len(names))
     if skip_nans:
         finite = np.isfinite(out[:, :3])
@@ -325,9 +325,10 @@ def xyz_to_pointcloud(xyz: np.ndarray, header: Any, types: MsgTypes, *,
         names.append("intensity")
         cols = 4
     flat = np.empty((len(arr), cols), dtype=_F4)
-    flat[:, :3] = arr
-    if intensity is not None:
-        flat[:, 3] = inten.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        flat[:, :3] = arr
+        if intensity is not None:
+            flat[:, 3] = inten.reshape(-1)
     record = np.dtype({"names": names, "formats": [_F4] * cols, "offsets": [0, 4, 8, 12][:cols],
                        "itemsize": 4 * cols})
     return structured_to_pointcloud(flat.view(record).reshape(-1), header, types)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from perception_pkg.ros.convert._common import check_uint, get_field
 from perception_pkg.ros.convert.errors import MessageFormatError
 
@@ -75,13 +77,11 @@ class MsgTypes:
 
 def make_header(types: MsgTypes, stamp_ns: int, frame_id: str) -> Any:
     """A ``std_msgs/Header`` stamped ``stamp_ns`` nanoseconds since the epoch (int32 sec + nanosec)."""
-    if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, int):
-        try:
-            stamp_ns = int(stamp_ns.__index__())  # numpy integers
-        except AttributeError:
-            raise MessageFormatError(
-                "std_msgs/msg/Header", "stamp", "an integer count of nanoseconds", type(stamp_ns).__name__
-            ) from None
+    if isinstance(stamp_ns, (bool, np.bool_)) or not hasattr(stamp_ns, "__index__"):
+        raise MessageFormatError(
+            "std_msgs/msg/Header", "stamp", "an integer count of nanoseconds", type(stamp_ns).__name__
+        )
+    stamp_ns = int(stamp_ns.__index__())  # numpy integers too
     sec, nanosec = divmod(stamp_ns, _NS_PER_S)
     if not -(2**31) <= sec < 2**31:
         raise MessageFormatError("std_msgs/msg/Header", "stamp", "seconds within int32", stamp_ns)
