@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "demo": "perception_pkg.cli.replay_cmd",
     "replay": "perception_pkg.cli.replay_cmd",
     "run": "perception_pkg.cli.run_cmd",
+    "sim": "perception_pkg.cli.sim_cmd",
 }
 
 
