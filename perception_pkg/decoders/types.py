@@ -1,0 +1,72 @@
+"""What decoders return: plain arrays in the network-input frame, mapped back with ``transformed``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from perception_pkg.preprocess.affine import AffineTransform
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes of one image: ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``class_ids`` (N,) int.
+
+    ``keypoints`` (N, K, 3) holds x, y, score per keypoint for pose detectors (YOLOv8-pose), else None.
+    Rows are sorted by descending score.
+    """
+
+    boxes: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    class_ids: NDArray[np.int64]
+    keypoints: NDArray[np.float64] | None = None
+
+    @classmethod
+    def empty(cls, num_keypoints: int | None = None) -> Detections:
+        kp = np.zeros((0, num_keypoints, 3)) if num_keypoints else None
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64), kp)
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def transformed(self, transform: AffineTransform) -> Detections:
+        """The same detections in another frame (usually ``prepared.transform.inverse()``)."""
+        kp = self.keypoints
+        if kp is not None:
+            xy = transform.apply_points(kp[..., :2])
+            kp = np.concatenate([xy, kp[..., 2:]], axis=-1)
+        return Detections(transform.apply_boxes(self.boxes), self.scores, self.class_ids, kp)
+
+    def clipped(self, hw: tuple[int, int]) -> Detections:
+        """Boxes clipped to an image of size ``hw`` (keypoints are left alone: they may lie outside)."""
+        h, w = hw
+        boxes = self.boxes.copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, self.scores, self.class_ids, self.keypoints)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """Keypoints of N instances (top-down crops): ``xy`` (N, K, 2), ``scores`` (N, K).
+
+    ``sigmas`` (N, K) is a per-keypoint spread when the decoder gives one (mixture-density heads).
+    """
+
+    xy: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    sigmas: NDArray[np.float64] | None = field(default=None)
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    def transformed(self, transform: AffineTransform) -> Keypoints:
+        """Map to another frame; a batched transform maps instance ``n`` with map ``n``."""
+        sig = self.sigmas
+        if sig is not None:
+            # isotropic spread scales with the mean length scale of the map
+            s = transform.scale_factors().mean(axis=-1)
+            sig = sig * (s[:, None] if transform.batched else s)
+        return Keypoints(transform.apply_points(self.xy), self.scores, sig)
