@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from perception_pkg.ros.convert import (
     ENCODINGS,
     MessageFormatError,
+    array_to_image,
     camera_info_to_model,
     compressed_to_array,
     image_to_array,
@@ -127,6 +128,9 @@ def test_malformed_images_raise_only_message_format_error(msg: SimpleNamespace) 
         _check_image(out, msg)
         if convert is not image_to_array:
             assert out.shape[2] == 3 and out.dtype == np.uint8
+            # differential: the same pixels in a packed, aligned, native message convert identically
+            packed = array_to_image(image_to_array(msg, copy=True), msg.encoding, msg.header, ROSBAGS)
+            np.testing.assert_array_equal(out, convert(packed))
 
 
 @st.composite
@@ -177,6 +181,18 @@ def test_malformed_clouds_raise_only_message_format_error(msg: SimpleNamespace) 
             assert xyz.dtype == np.float32 and xyz.shape[1] == 3 + with_intensity
             if skip:
                 assert np.isfinite(xyz[:, :3]).all()
+            points = pointcloud_to_structured(msg)
+            if not points.dtype.names:  # an empty cloud declaring no fields
+                assert xyz.shape[0] == 0
+                continue
+            # differential: the structured reader's fields, cast and filtered the obvious way
+            names = ["x", "y", "z", "intensity"][: 3 + with_intensity]
+            with np.errstate(over="ignore", invalid="ignore"):
+                columns = [points[n].astype(np.float32) for n in names]
+            expected = np.stack(columns, axis=1).reshape(-1, len(names))
+            if skip:
+                expected = expected[np.isfinite(expected[:, :3]).all(axis=1)]
+            np.testing.assert_array_equal(xyz, expected)
 
 
 def _valid_streams() -> list[bytes]:

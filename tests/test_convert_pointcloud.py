@@ -141,6 +141,17 @@ def test_structured_reader_is_a_view_of_msg_data(name: str) -> None:
         np.testing.assert_array_equal(out[fname], pts[fname])
 
 
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview], ids=lambda w: w.__name__)
+def test_bytes_like_data_is_read_in_place(wrap: type) -> None:
+    pts = luminar_like_structured(10)
+    msg = raw_cloud(ROSBAGS, b"", LUMINAR_FIELDS, height=1, width=10, point_step=32, row_step=320)
+    msg.data = wrap(pts.tobytes())
+    out = pointcloud_to_structured(msg)
+    assert out.tobytes() == pts.tobytes()
+    assert np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+    np.testing.assert_array_equal(pointcloud_to_xyz(msg)[:, 2], pts["z"])
+
+
 def test_organised_cloud_with_row_padding() -> None:
     pts = luminar_like_structured(12).reshape(3, 4)
     raw = b"".join(row.tobytes() + b"\xee" * 16 for row in pts)

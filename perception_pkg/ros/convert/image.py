@@ -2,8 +2,9 @@
 
 Reading returns a view of the message buffer whenever the bytes already have the layout numpy needs:
 row padding (``step`` larger than a row) becomes a row stride, not a copy. Only data in the other byte
-order is copied (byteswapped), so results are always in native order. A view of a deserialised or
-received message may be read-only; pass ``copy=True`` (or copy later) before writing into it.
+order (byteswapped, so results are always in native order) or unaligned multi-byte pixels are copied.
+A view of a deserialised or received message may be read-only; pass ``copy=True`` (or copy later)
+before writing into it.
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ def _encoding_info(encoding: Any) -> EncodingInfo:
 def image_to_array(msg: Any, *, copy: bool = False) -> np.ndarray:
     """Pixels of a ``sensor_msgs/Image`` as HxW (one channel) or HxWxC, in the encoding's dtype.
 
-    A view of ``msg.data`` unless ``copy`` is true or the data is in the other byte order (then a
-    byteswapped copy). Raises MessageFormatError when the fields do not describe the data.
+    A view of ``msg.data`` unless ``copy`` is true, the data is in the other byte order (then a
+    byteswapped copy), or multi-byte pixels would sit at unaligned addresses (an odd ``step`` for a
+    16-bit image; then an aligned copy). Raises MessageFormatError when the fields do not describe
+    the data.
     """
     encoding = str_field(msg, "encoding", _IMAGE)
     info = _encoding_info(encoding)
@@ -144,7 +147,11 @@ def image_to_array(msg: Any, *, copy: bool = False) -> np.ndarray:
     out = np.ndarray(shape, dtype=dtype, buffer=buf, offset=0, strides=strides)
     if not dtype.isnative:
         return out.astype(dtype.newbyteorder("="))
-    return out.copy() if copy else out
+    if copy or not out.flags.aligned:
+        # an odd step leaves multi-byte rows off their element boundary; OpenCV then reads wrong pixels
+        # without any error (seen with cv2 5.0 on mono16), so such images are copied into alignment
+        return out.copy()
+    return out
 
 
 def _to_8bit(arr: np.ndarray) -> np.ndarray:
