@@ -457,7 +457,7 @@ def _parse_output(f: _Fields) -> OutputSpec:
 def _parse_decoder(f: _Fields | None, outputs: tuple[OutputSpec, ...]) -> DecoderSpec:
     names = {o.name for o in outputs}
     if f is None:
-        return DecoderSpec(type="raw", outputs={n: n for n in names})
+        return DecoderSpec(type="raw")
     dtype = f.str("type", required=True)
     roles_f = f.mapping("outputs")
     roles: dict[str, str] = {}
