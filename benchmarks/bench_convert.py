@@ -33,12 +33,14 @@ from perception_pkg.ros.convert import (
     structured_to_pointcloud,
 )
 
-LUMINAR = np.dtype({
-    "names": ["x", "y", "z", "intensity", "time_sec", "time_nsec", "laser_id"],
-    "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
-    "offsets": [0, 4, 8, 16, 20, 24, 28],
-    "itemsize": 32,
-})
+LUMINAR = np.dtype(
+    {
+        "names": ["x", "y", "z", "intensity", "time_sec", "time_nsec", "laser_id"],
+        "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
+        "offsets": [0, 4, 8, 16, 20, 24, 28],
+        "itemsize": 32,
+    }
+)
 
 
 def timings(fn: Callable[[], Any], reps: int, warmup: int) -> np.ndarray:
@@ -54,8 +56,14 @@ def timings(fn: Callable[[], Any], reps: int, warmup: int) -> np.ndarray:
 
 
 def summary(name: str, samples: np.ndarray, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "reps": len(samples), "median_ms": float(np.median(samples) * 1e3),
-            "p99_ms": float(np.percentile(samples, 99) * 1e3), "min_ms": float(samples.min() * 1e3), **extra}
+    return {
+        "name": name,
+        "reps": len(samples),
+        "median_ms": float(np.median(samples) * 1e3),
+        "p99_ms": float(np.percentile(samples, 99) * 1e3),
+        "min_ms": float(samples.min() * 1e3),
+        **extra,
+    }
 
 
 def luminar_points(n: int, nan_fraction: float = 0.0) -> np.ndarray:
@@ -119,26 +127,46 @@ def main() -> int:
         checks[f"{flavour}: xyz equals struct loop"] = same
         checks[f"{flavour}: speedup >= 100x"] = ratio >= 100
 
-        rows.append(summary(f"{flavour}: cloud -> xyz+intensity",
-                            timings(lambda m=msg: pointcloud_to_xyz(m, with_intensity=True), reps, 10)))
+        rows.append(
+            summary(
+                f"{flavour}: cloud -> xyz+intensity",
+                timings(lambda m=msg: pointcloud_to_xyz(m, with_intensity=True), reps, 10),
+            )
+        )
         nan_msg = structured_to_pointcloud(luminar_points(args.points, 0.3), header, types)
-        rows.append(summary(f"{flavour}: cloud (30% NaN) -> xyz, NaNs dropped",
-                            timings(lambda m=nan_msg: pointcloud_to_xyz(m), reps, 10)))
-        rows.append(summary(f"{flavour}: cloud -> structured view",
-                            timings(lambda m=msg: pointcloud_to_structured(m), reps, 10)))
+        rows.append(
+            summary(
+                f"{flavour}: cloud (30% NaN) -> xyz, NaNs dropped",
+                timings(lambda m=nan_msg: pointcloud_to_xyz(m), reps, 10),
+            )
+        )
+        rows.append(
+            summary(
+                f"{flavour}: cloud -> structured view",
+                timings(lambda m=msg: pointcloud_to_structured(m), reps, 10),
+            )
+        )
         checks[f"{flavour}: structured is a view"] = bool(
-            np.shares_memory(pointcloud_to_structured(msg), np.frombuffer(msg.data, np.uint8)))
+            np.shares_memory(pointcloud_to_structured(msg), np.frombuffer(msg.data, np.uint8))
+        )
 
         pixels = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
         img = array_to_image(pixels, "rgb8", header, types)
-        rows.append(summary(f"{flavour}: image 640x480 rgb8 -> array",
-                            timings(lambda m=img: image_to_array(m), reps, 10)))
+        rows.append(
+            summary(
+                f"{flavour}: image 640x480 rgb8 -> array", timings(lambda m=img: image_to_array(m), reps, 10)
+            )
+        )
         view = image_to_array(img)
         checks[f"{flavour}: image array is a view"] = bool(
-            np.shares_memory(view, np.frombuffer(img.data, np.uint8)) and np.array_equal(view, pixels))
-        rows.append(summary(f"{flavour}: array 640x480 rgb8 -> image (copy)",
-                            timings(lambda p=pixels, h=header, t=types: array_to_image(p, "rgb8", h, t),
-                                    reps, 10)))
+            np.shares_memory(view, np.frombuffer(img.data, np.uint8)) and np.array_equal(view, pixels)
+        )
+        rows.append(
+            summary(
+                f"{flavour}: array 640x480 rgb8 -> image (copy)",
+                timings(lambda p=pixels, h=header, t=types: array_to_image(p, "rgb8", h, t), reps, 10),
+            )
+        )
 
     width = max(len(r["name"]) for r in rows)
     print(f"{'case':<{width}}  {'reps':>5}  {'median ms':>10}  {'p99 ms':>9}  speedup")
@@ -150,9 +178,18 @@ def main() -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {name}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"command": " ".join(sys.argv), "python": platform.python_version(),
-                       "numpy": np.__version__, "machine": platform.machine(), "rows": rows,
-                       "checks": checks}, fh, indent=2)
+            json.dump(
+                {
+                    "command": " ".join(sys.argv),
+                    "python": platform.python_version(),
+                    "numpy": np.__version__,
+                    "machine": platform.machine(),
+                    "rows": rows,
+                    "checks": checks,
+                },
+                fh,
+                indent=2,
+            )
     return 0 if all(checks.values()) else 1
 
 

@@ -54,10 +54,18 @@ def header(types: MsgTypes, stamp_ns: int = 1_600_000_000_123_456_789, frame: st
     return make_header(types, stamp_ns, frame)
 
 
-def raw_image(types: MsgTypes, raw: bytes, *, height: int, width: int, encoding: str, step: int,
-              is_bigendian: int = 0) -> Any:
-    return types.Image(header=header(types), height=height, width=width, encoding=encoding,
-                       is_bigendian=is_bigendian, step=step, data=payload(types, raw))
+def raw_image(
+    types: MsgTypes, raw: bytes, *, height: int, width: int, encoding: str, step: int, is_bigendian: int = 0
+) -> Any:
+    return types.Image(
+        header=header(types),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=is_bigendian,
+        step=step,
+        data=payload(types, raw),
+    )
 
 
 def padded_rows(pixels: np.ndarray, step: int, fill: int = 0xEE) -> bytes:
@@ -74,9 +82,17 @@ STRUCT_CODES = {1: "b", 2: "B", 3: "h", 4: "H", 5: "i", 6: "I", 7: "f", 8: "d"}
 ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 8: 8}
 
 
-def pack_cloud_reference(fields: list[tuple[str, int, int, int]], values: dict[str, list], *,
-                         height: int, width: int, point_step: int, row_step: int,
-                         big_endian: bool, fill: int = 0xAB) -> bytes:
+def pack_cloud_reference(
+    fields: list[tuple[str, int, int, int]],
+    values: dict[str, list],
+    *,
+    height: int,
+    width: int,
+    point_step: int,
+    row_step: int,
+    big_endian: bool,
+    fill: int = 0xAB,
+) -> bytes:
     """Serialise points the slow, obvious way (struct per value): the oracle for the readers.
 
     ``fields``: (name, offset, datatype, count); ``values[name][i]`` is point i's value (a list of
@@ -92,27 +108,53 @@ def pack_cloud_reference(fields: list[tuple[str, int, int, int]], values: dict[s
     return bytes(buf)
 
 
-def raw_cloud(types: MsgTypes, raw: bytes, fields: list[tuple[str, int, int, int]], *, height: int,
-              width: int, point_step: int, row_step: int, big_endian: bool = False,
-              is_dense: bool = True) -> Any:
+def raw_cloud(
+    types: MsgTypes,
+    raw: bytes,
+    fields: list[tuple[str, int, int, int]],
+    *,
+    height: int,
+    width: int,
+    point_step: int,
+    row_step: int,
+    big_endian: bool = False,
+    is_dense: bool = True,
+) -> Any:
     pfs = [types.PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in fields]
-    return types.PointCloud2(header=header(types), height=height, width=width, fields=pfs,
-                             is_bigendian=big_endian, point_step=point_step, row_step=row_step,
-                             data=payload(types, raw), is_dense=is_dense)
+    return types.PointCloud2(
+        header=header(types),
+        height=height,
+        width=width,
+        fields=pfs,
+        is_bigendian=big_endian,
+        point_step=point_step,
+        row_step=row_step,
+        data=payload(types, raw),
+        is_dense=is_dense,
+    )
 
 
-LUMINAR_FIELDS = [("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("intensity", 16, 7, 1),
-                  ("time_sec", 20, 6, 1), ("time_nsec", 24, 6, 1), ("laser_id", 28, 4, 1)]
+LUMINAR_FIELDS = [
+    ("x", 0, 7, 1),
+    ("y", 4, 7, 1),
+    ("z", 8, 7, 1),
+    ("intensity", 16, 7, 1),
+    ("time_sec", 20, 6, 1),
+    ("time_nsec", 24, 6, 1),
+    ("laser_id", 28, 4, 1),
+]
 
 
 def luminar_like_structured(n: int, seed: int = 0) -> np.ndarray:
     """n points in the real Luminar bag's 32-byte layout (x, y, z, _, intensity, times, laser_id)."""
-    dtype = np.dtype({
-        "names": [f[0] for f in LUMINAR_FIELDS],
-        "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
-        "offsets": [f[1] for f in LUMINAR_FIELDS],
-        "itemsize": 32,
-    })
+    dtype = np.dtype(
+        {
+            "names": [f[0] for f in LUMINAR_FIELDS],
+            "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
+            "offsets": [f[1] for f in LUMINAR_FIELDS],
+            "itemsize": 32,
+        }
+    )
     rng = np.random.default_rng(seed)
     pts = np.zeros(n, dtype=dtype)
     pts["x"] = rng.uniform(0, 200, n)

@@ -14,12 +14,14 @@ from perception_pkg.ros.convert import (
     xyz_to_pointcloud,
 )
 
-LUMINAR_DTYPE = np.dtype({
-    "names": ["x", "y", "z", "intensity", "time_sec", "time_nsec", "laser_id"],
-    "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
-    "offsets": [0, 4, 8, 16, 20, 24, 28],
-    "itemsize": 32,
-})
+LUMINAR_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "z", "intensity", "time_sec", "time_nsec", "laser_id"],
+        "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
+        "offsets": [0, 4, 8, 16, 20, 24, 28],
+        "itemsize": 32,
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,11 @@ def luminar_messages() -> list:
     path = asset("bags/embag_luminar_ros2")
     store = get_typestore()
     with Reader(path) as reader:
-        return [store.deserialize_cdr(raw, conn.msgtype)
-                for conn, _, raw in reader.messages() if conn.msgtype == "sensor_msgs/msg/PointCloud2"]
+        return [
+            store.deserialize_cdr(raw, conn.msgtype)
+            for conn, _, raw in reader.messages()
+            if conn.msgtype == "sensor_msgs/msg/PointCloud2"
+        ]
 
 
 def test_luminar_bag_reads_as_structured_points(luminar_messages: list) -> None:
@@ -41,8 +46,11 @@ def test_luminar_bag_reads_as_structured_points(luminar_messages: list) -> None:
         assert points.shape == (msg.width * msg.height,)
         assert 30_000 < len(points) < 40_000
         assert np.shares_memory(points, msg.data)  # straight off the deserialised buffer
-        assert set(np.unique(points["time_sec"])) <= {msg.header.stamp.sec - 1, msg.header.stamp.sec,
-                                                      msg.header.stamp.sec + 1}
+        assert set(np.unique(points["time_sec"])) <= {
+            msg.header.stamp.sec - 1,
+            msg.header.stamp.sec,
+            msg.header.stamp.sec + 1,
+        }
         assert (points["time_nsec"] < 10**9).all()
         assert points["laser_id"].max() < 1024
 
@@ -72,14 +80,23 @@ def test_luminar_cloud_reads_the_same_as_an_rclpy_message(luminar_messages: list
     import array
 
     msg = luminar_messages[0]
-    fields = [types.PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-              for f in msg.fields]
-    rmsg = types.PointCloud2(header=header(types), height=msg.height, width=msg.width, fields=fields,
-                             is_bigendian=bool(msg.is_bigendian), point_step=msg.point_step,
-                             row_step=msg.row_step, data=array.array("B", msg.data.tobytes()),
-                             is_dense=bool(msg.is_dense))
-    np.testing.assert_array_equal(pointcloud_to_xyz(rmsg, with_intensity=True),
-                                  pointcloud_to_xyz(msg, with_intensity=True))
+    fields = [
+        types.PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in msg.fields
+    ]
+    rmsg = types.PointCloud2(
+        header=header(types),
+        height=msg.height,
+        width=msg.width,
+        fields=fields,
+        is_bigendian=bool(msg.is_bigendian),
+        point_step=msg.point_step,
+        row_step=msg.row_step,
+        data=array.array("B", msg.data.tobytes()),
+        is_dense=bool(msg.is_dense),
+    )
+    np.testing.assert_array_equal(
+        pointcloud_to_xyz(rmsg, with_intensity=True), pointcloud_to_xyz(msg, with_intensity=True)
+    )
     assert pointcloud_to_structured(rmsg).tobytes() == pointcloud_to_structured(msg).tobytes()
 
 

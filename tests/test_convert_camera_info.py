@@ -19,9 +19,19 @@ from perception_pkg.ros.convert import (
 def _model() -> CameraModel:
     K = np.array([[721.5377, 0.0, 609.5593], [0.0, 721.5377, 172.854], [0.0, 0.0, 1.0]])
     P = np.hstack([K, np.array([[44.85728], [0.2163791], [0.002745884]])])
-    return CameraModel(width=1242, height=375, K=K, D=np.array([-0.1, 0.01, 0.001, -0.002, 0.0]),
-                       R=np.eye(3), P=P, distortion_model="plumb_bob", frame_id="camera_optical",
-                       binning_x=2, binning_y=1, roi=(10, 20, 300, 400, True))
+    return CameraModel(
+        width=1242,
+        height=375,
+        K=K,
+        D=np.array([-0.1, 0.01, 0.001, -0.002, 0.0]),
+        R=np.eye(3),
+        P=P,
+        distortion_model="plumb_bob",
+        frame_id="camera_optical",
+        binning_x=2,
+        binning_y=1,
+        roi=(10, 20, 300, 400, True),
+    )
 
 
 @pytest.mark.parametrize("name", FLAVOURS)
@@ -37,7 +47,11 @@ def test_round_trip_keeps_every_field(name: str) -> None:
         assert getattr(back, attr).dtype == np.float64
     assert back.K.shape == (3, 3) and back.R.shape == (3, 3) and back.P.shape == (3, 4)
     assert (back.width, back.height, back.distortion_model, back.frame_id) == (
-        1242, 375, "plumb_bob", "camera_optical")
+        1242,
+        375,
+        "plumb_bob",
+        "camera_optical",
+    )
     assert (back.binning_x, back.binning_y, back.roi) == (2, 1, (10, 20, 300, 400, True))
     assert (back.fx, back.fy, back.cx, back.cy) == (721.5377, 721.5377, 609.5593, 172.854)
 
@@ -49,7 +63,12 @@ def test_rclpy_and_rosbags_camera_info_give_identical_models() -> None:
     for attr in ("K", "D", "R", "P"):
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
     assert (a.width, a.height, a.distortion_model, a.frame_id, a.roi) == (
-        b.width, b.height, b.distortion_model, b.frame_id, b.roi)
+        b.width,
+        b.height,
+        b.distortion_model,
+        b.frame_id,
+        b.roi,
+    )
 
 
 def test_camera_info_messages_serialise() -> None:

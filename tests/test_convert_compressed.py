@@ -96,8 +96,9 @@ def test_png_is_lossless_for_colour_mono_16bit_and_alpha(name: str) -> None:
     rgba = np.dstack([bgr[..., ::-1], np.full((48, 64), 7, np.uint8)])
     msg = array_to_compressed(rgba, header(types), types, fmt="png", color="rgb")
     assert msg.format == "rgba8; png compressed bgra8"
-    np.testing.assert_array_equal(compressed_to_array(msg, color="passthrough"),
-                                  np.dstack([bgr, rgba[..., 3]]))
+    np.testing.assert_array_equal(
+        compressed_to_array(msg, color="passthrough"), np.dstack([bgr, rgba[..., 3]])
+    )
 
 
 def test_stream_stored_in_rgb_order_is_swapped_back() -> None:

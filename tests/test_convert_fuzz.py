@@ -59,12 +59,19 @@ def _sized(draw: st.DrawFn, near: int | None) -> Any:
 
 def _payload(draw: st.DrawFn, size: Any) -> Any:
     """Data in one of the representations seen in practice, or a wrong one."""
-    n = size if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 4096 else draw(
-        st.integers(0, 64))
+    n = (
+        size
+        if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 4096
+        else draw(st.integers(0, 64))
+    )
     n = max(0, n + draw(st.sampled_from([0, 0, 0, 0, 0, -1, 1, -7])))
     raw = draw(st.binary(min_size=n, max_size=n)) if n <= 64 else np.random.default_rng(n).bytes(n)
-    kind = draw(st.sampled_from(["bytes", "ndarray", "array", "bytearray", "memoryview", "strided", "2d"]
-                                * 3 + ["list", "float_ndarray", "float_array", "str", "none"]))
+    kind = draw(
+        st.sampled_from(
+            ["bytes", "ndarray", "array", "bytearray", "memoryview", "strided", "2d"] * 3
+            + ["list", "float_ndarray", "float_array", "str", "none"]
+        )
+    )
     if kind == "ndarray":
         return np.frombuffer(raw, np.uint8).copy()
     if kind == "array":
@@ -96,8 +103,11 @@ def _namespace(fields: dict[str, Any]) -> SimpleNamespace:
 
 @st.composite
 def malformed_images(draw: st.DrawFn) -> SimpleNamespace:
-    encoding = _mostly(draw, st.sampled_from(sorted(ENCODINGS)), st.one_of(
-        st.sampled_from(["", "bayer_rggb8", "RGB8", "8UC5", "jpeg", "nv12"]), garbage))
+    encoding = _mostly(
+        draw,
+        st.sampled_from(sorted(ENCODINGS)),
+        st.one_of(st.sampled_from(["", "bayer_rggb8", "RGB8", "8UC5", "jpeg", "nv12"]), garbage),
+    )
     info = ENCODINGS.get(encoding) if isinstance(encoding, str) else None
     bpp = info.bytes_per_pixel if info else draw(st.integers(1, 8))
     height = _sized(draw, draw(st.integers(1, 5)))
@@ -105,9 +115,15 @@ def malformed_images(draw: st.DrawFn) -> SimpleNamespace:
     ints = (isinstance(height, int) and isinstance(width, int)) and not isinstance(width, bool)
     step = _sized(draw, width * bpp + draw(st.integers(0, 4)) if ints and 0 <= width < 10**6 else None)
     size = step * height if isinstance(step, int) and ints and 0 <= step * height <= 4096 else None
-    fields = {"header": header(ROSBAGS), "height": height, "width": width, "encoding": encoding,
-              "is_bigendian": _mostly(draw, st.sampled_from([0, 1])), "step": step,
-              "data": _payload(draw, size)}
+    fields = {
+        "header": header(ROSBAGS),
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": _mostly(draw, st.sampled_from([0, 1])),
+        "step": step,
+        "data": _payload(draw, size),
+    }
     return _namespace(fields)
 
 
@@ -138,8 +154,9 @@ def malformed_clouds(draw: st.DrawFn) -> SimpleNamespace:
     fields: Any = []
     offset = 0
     for _ in range(draw(st.integers(0, 5)) if draw(st.integers(0, 5)) else 0):
-        name = _mostly(draw, st.sampled_from(["x", "y", "z", "intensity", "ring", "x"]),
-                       st.one_of(st.just(""), garbage))
+        name = _mostly(
+            draw, st.sampled_from(["x", "y", "z", "intensity", "ring", "x"]), st.one_of(st.just(""), garbage)
+        )
         datatype = _mostly(draw, st.integers(1, 8), st.one_of(st.integers(-1, 10), garbage))
         count = _mostly(draw, st.sampled_from([1, 1, 1, 2]), st.one_of(st.integers(0, 3), big_ints, garbage))
         off = _sized(draw, offset)
@@ -151,15 +168,26 @@ def malformed_clouds(draw: st.DrawFn) -> SimpleNamespace:
     height = _sized(draw, draw(st.integers(0, 3)))
     width = _sized(draw, draw(st.integers(0, 6)))
     ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (point_step, height, width))
-    row_step = _sized(draw, width * point_step + draw(st.integers(0, 3)) if ints and 0 <= width * point_step
-                      < 10**6 else None)
+    row_step = _sized(
+        draw,
+        width * point_step + draw(st.integers(0, 3)) if ints and 0 <= width * point_step < 10**6 else None,
+    )
     size = None
     if ints and isinstance(row_step, int) and 0 <= row_step * height <= 4096:
         size = row_step * height
-    return _namespace({"header": header(ROSBAGS), "height": height, "width": width, "fields": fields,
-                       "is_bigendian": _mostly(draw, st.booleans()), "point_step": point_step,
-                       "row_step": row_step, "data": _payload(draw, size),
-                       "is_dense": draw(st.booleans())})
+    return _namespace(
+        {
+            "header": header(ROSBAGS),
+            "height": height,
+            "width": width,
+            "fields": fields,
+            "is_bigendian": _mostly(draw, st.booleans()),
+            "point_step": point_step,
+            "row_step": row_step,
+            "data": _payload(draw, size),
+            "is_dense": draw(st.booleans()),
+        }
+    )
 
 
 @FUZZ
@@ -198,8 +226,7 @@ def test_malformed_clouds_raise_only_message_format_error(msg: SimpleNamespace) 
 def _valid_streams() -> list[bytes]:
     yy, xx = np.mgrid[0:24, 0:32]
     bgr = np.stack([xx * 8, yy * 10, 255 - xx * 4], axis=2).astype(np.uint8)
-    streams = [cv2.imencode(ext, img)[1].tobytes()
-               for ext in (".jpg", ".png") for img in (bgr, bgr[..., 0])]
+    streams = [cv2.imencode(ext, img)[1].tobytes() for ext in (".jpg", ".png") for img in (bgr, bgr[..., 0])]
     streams.append(cv2.imencode(".png", (yy * 1000).astype(np.uint16))[1].tobytes())
     return streams
 
@@ -222,15 +249,31 @@ def malformed_compressed(draw: st.DrawFn) -> SimpleNamespace:
             raw = raw[:pos] + bytes([draw(st.integers(0, 255))]) + raw[pos + 1 :]
         elif choice == "truncated":
             raw = raw[: draw(st.integers(0, len(raw)))]
-    fmt = _mostly(draw, st.sampled_from(["jpeg", "png", "", "rgb8; jpeg compressed bgr8",
-                                         "bgr8; png compressed rgb8", "16UC1; compressedDepth png",
-                                         "32FC1; compressedDepth png", "8UC1; compressedDepth"]),
-                  st.one_of(st.just("h264"), st.text(max_size=12), garbage))
+    fmt = _mostly(
+        draw,
+        st.sampled_from(
+            [
+                "jpeg",
+                "png",
+                "",
+                "rgb8; jpeg compressed bgr8",
+                "bgr8; png compressed rgb8",
+                "16UC1; compressedDepth png",
+                "32FC1; compressedDepth png",
+                "8UC1; compressedDepth",
+            ]
+        ),
+        st.one_of(st.just("h264"), st.text(max_size=12), garbage),
+    )
     if isinstance(fmt, str) and "compressedDepth" in fmt and draw(st.booleans()):
         raw = draw(st.binary(min_size=12, max_size=12)) + raw
     kind = draw(st.sampled_from(["bytes", "ndarray", "array", "bytes", "ndarray", "array", "garbage"]))
-    data: Any = {"bytes": raw, "ndarray": np.frombuffer(raw, np.uint8), "array": array.array("B", raw),
-                 "garbage": draw(garbage)}[kind]
+    data: Any = {
+        "bytes": raw,
+        "ndarray": np.frombuffer(raw, np.uint8),
+        "array": array.array("B", raw),
+        "garbage": draw(garbage),
+    }[kind]
     return _namespace({"header": header(ROSBAGS), "format": fmt, "data": data})
 
 
@@ -257,24 +300,43 @@ def _floats(draw: st.DrawFn, n: int) -> Any:
         return np.array(vals) if draw(st.booleans()) else vals
     if choice < 19:
         return draw(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=14))
-    return draw(st.one_of(garbage, st.lists(st.one_of(st.text(max_size=2), st.integers(-(2**1100), 2**1100)),
-                                            max_size=12)))
+    return draw(
+        st.one_of(
+            garbage, st.lists(st.one_of(st.text(max_size=2), st.integers(-(2**1100), 2**1100)), max_size=12)
+        )
+    )
 
 
 @st.composite
 def malformed_camera_infos(draw: st.DrawFn) -> SimpleNamespace:
-    roi = _namespace({"x_offset": _sized(draw, 0), "y_offset": _sized(draw, 0), "height": _sized(draw, 0),
-                      "width": _sized(draw, 0), "do_rectify": _mostly(draw, st.booleans())})
+    roi = _namespace(
+        {
+            "x_offset": _sized(draw, 0),
+            "y_offset": _sized(draw, 0),
+            "height": _sized(draw, 0),
+            "width": _sized(draw, 0),
+            "do_rectify": _mostly(draw, st.booleans()),
+        }
+    )
     hdr = header(ROSBAGS) if draw(st.integers(0, 5)) else _namespace({"frame_id": draw(garbage)})
     k = _floats(draw, 9)
     if isinstance(k, list) and len(k) == 9 and draw(st.booleans()):
         k[0] = k[4] = 500.0  # often valid enough to get past the focal-length check
-    return _namespace({
-        "header": hdr, "height": _sized(draw, 480), "width": _sized(draw, 640),
-        "distortion_model": _mostly(draw, st.sampled_from(["plumb_bob", "equidistant"])),
-        "d": _floats(draw, 5), "k": k, "r": _floats(draw, 9), "p": _floats(draw, 12),
-        "binning_x": _sized(draw, 0), "binning_y": _sized(draw, 0), "roi": roi,
-    })
+    return _namespace(
+        {
+            "header": hdr,
+            "height": _sized(draw, 480),
+            "width": _sized(draw, 640),
+            "distortion_model": _mostly(draw, st.sampled_from(["plumb_bob", "equidistant"])),
+            "d": _floats(draw, 5),
+            "k": k,
+            "r": _floats(draw, 9),
+            "p": _floats(draw, 12),
+            "binning_x": _sized(draw, 0),
+            "binning_y": _sized(draw, 0),
+            "roi": roi,
+        }
+    )
 
 
 @FUZZ

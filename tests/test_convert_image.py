@@ -48,8 +48,9 @@ def test_rgb8_is_a_view_of_msg_data(name: str, step: int) -> None:
 def test_big_endian_16bit_is_byteswapped_into_a_copy(name: str) -> None:
     types = flavour(name)
     depth = np.array([[1, 258, 65535], [4096, 0, 513]], dtype=np.uint16)
-    msg = raw_image(types, depth.astype(">u2").tobytes(), height=2, width=3, encoding="16UC1", step=6,
-                    is_bigendian=1)
+    msg = raw_image(
+        types, depth.astype(">u2").tobytes(), height=2, width=3, encoding="16UC1", step=6, is_bigendian=1
+    )
     arr = image_to_array(msg)
     assert arr.dtype == np.dtype("=u2") and arr.dtype.isnative
     np.testing.assert_array_equal(arr, depth)
@@ -110,8 +111,9 @@ def image_arrays(draw: st.DrawFn) -> tuple[str, np.ndarray]:
     width = 2 * draw(st.integers(1, 4))
     shape = (height, width) if info.channels == 1 else (height, width, info.channels)
     seed = draw(st.integers(0, 2**32 - 1))
-    raw = np.random.default_rng(seed).integers(0, 256, size=int(np.prod(shape)) * info.dtype.itemsize,
-                                               dtype=np.uint8)
+    raw = np.random.default_rng(seed).integers(
+        0, 256, size=int(np.prod(shape)) * info.dtype.itemsize, dtype=np.uint8
+    )
     arr = raw.view(info.dtype).reshape(shape)
     if info.dtype.itemsize > 1 and draw(st.booleans()):
         arr = arr.astype(info.dtype.newbyteorder(">"))
@@ -124,8 +126,9 @@ def test_every_encoding_round_trips(encoding: str, name: str) -> None:
     types = flavour(name)
     info = ENCODINGS[encoding]
     shape = (3, 4) if info.channels == 1 else (3, 4, info.channels)
-    raw = np.random.default_rng(len(encoding)).integers(0, 256, int(np.prod(shape)) * info.dtype.itemsize,
-                                                        dtype=np.uint8)
+    raw = np.random.default_rng(len(encoding)).integers(
+        0, 256, int(np.prod(shape)) * info.dtype.itemsize, dtype=np.uint8
+    )
     arr = raw.view(info.dtype).reshape(shape)
     back = image_to_array(array_to_image(arr, encoding, header(types), types))
     assert back.dtype == info.dtype and back.shape == shape
@@ -190,8 +193,9 @@ def test_image_to_bgr_and_rgb_for_8bit_colour_encodings() -> None:
     np.testing.assert_array_equal(image_to_bgr(_msg(pxa, "bgra8")), [[[10, 20, 30]]])
     np.testing.assert_array_equal(image_to_rgb(_msg(pxa, "bgra8")), [[[30, 20, 10]]])
     gray = np.array([[0, 77, 255]], dtype=np.uint8)
-    np.testing.assert_array_equal(image_to_bgr(_msg(gray, "mono8")),
-                                  [[[0, 0, 0], [77, 77, 77], [255, 255, 255]]])
+    np.testing.assert_array_equal(
+        image_to_bgr(_msg(gray, "mono8")), [[[0, 0, 0], [77, 77, 77], [255, 255, 255]]]
+    )
 
 
 def test_bgr8_to_bgr_is_a_view_unless_copy() -> None:
@@ -218,8 +222,19 @@ def test_16bit_colour_scales_and_reorders() -> None:
 
 def _color_bars() -> np.ndarray:
     """8 vertical bars (white, yellow, cyan, green, magenta, red, blue, black), 4 px each, BGR."""
-    bars = np.array([[255, 255, 255], [0, 255, 255], [255, 255, 0], [0, 255, 0],
-                     [255, 0, 255], [0, 0, 255], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+    bars = np.array(
+        [
+            [255, 255, 255],
+            [0, 255, 255],
+            [255, 255, 0],
+            [0, 255, 0],
+            [255, 0, 255],
+            [0, 0, 255],
+            [255, 0, 0],
+            [0, 0, 0],
+        ],
+        dtype=np.uint8,
+    )
     return np.repeat(bars, 4, axis=0)[None].repeat(6, axis=0)  # 6 x 32 x 3
 
 
@@ -264,8 +279,14 @@ def test_known_bt601_red_in_uyvy() -> None:
 
 
 def _bad(**changes: object) -> Any:
-    fields = {"height": 4, "width": 6, "encoding": "rgb8", "step": 18, "is_bigendian": 0,
-              "data": payload(ROSBAGS, RGB_PIXELS.tobytes())}
+    fields = {
+        "height": 4,
+        "width": 6,
+        "encoding": "rgb8",
+        "step": 18,
+        "is_bigendian": 0,
+        "data": payload(ROSBAGS, RGB_PIXELS.tobytes()),
+    }
     fields.update(changes)
     return ROSBAGS.Image(header=header(ROSBAGS), **fields)
 

@@ -52,8 +52,15 @@ def cloud_layouts(draw: st.DrawFn) -> dict:
     height = draw(st.integers(1, 3))
     width = draw(st.integers(1, 6))
     row_step = width * point_step + (draw(st.integers(0, 7)) if height > 1 else 0)
-    return {"fields": fields, "point_step": point_step, "height": height, "width": width,
-            "row_step": row_step, "big_endian": draw(st.booleans()), "seed": draw(st.integers(0, 2**32 - 1))}
+    return {
+        "fields": fields,
+        "point_step": point_step,
+        "height": height,
+        "width": width,
+        "row_step": row_step,
+        "big_endian": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
 
 
 def _random_values(fields: list, n: int, seed: int) -> dict[str, list]:
@@ -77,12 +84,25 @@ def test_structured_reader_matches_a_struct_packed_reference(layout: dict, name:
     types = flavour(name)
     n = layout["height"] * layout["width"]
     values = _random_values(layout["fields"], n, layout["seed"])
-    raw = pack_cloud_reference(layout["fields"], values, height=layout["height"], width=layout["width"],
-                               point_step=layout["point_step"], row_step=layout["row_step"],
-                               big_endian=layout["big_endian"])
-    msg = raw_cloud(types, raw, layout["fields"], height=layout["height"], width=layout["width"],
-                    point_step=layout["point_step"], row_step=layout["row_step"],
-                    big_endian=layout["big_endian"])
+    raw = pack_cloud_reference(
+        layout["fields"],
+        values,
+        height=layout["height"],
+        width=layout["width"],
+        point_step=layout["point_step"],
+        row_step=layout["row_step"],
+        big_endian=layout["big_endian"],
+    )
+    msg = raw_cloud(
+        types,
+        raw,
+        layout["fields"],
+        height=layout["height"],
+        width=layout["width"],
+        point_step=layout["point_step"],
+        row_step=layout["row_step"],
+        big_endian=layout["big_endian"],
+    )
     points = pointcloud_to_structured(msg)
     assert points.shape == (n,)
     assert points.dtype.names == tuple(f[0] for f in layout["fields"])
@@ -102,8 +122,14 @@ def structured_arrays(draw: st.DrawFn) -> np.ndarray:
     for _, _, datatype, count in layout["fields"]:
         base = DATATYPES[datatype].newbyteorder(">" if layout["big_endian"] else "<")
         formats.append(base if count == 1 else (base, (count,)))
-    dtype = np.dtype({"names": [f[0] for f in layout["fields"]], "formats": formats,
-                      "offsets": [f[1] for f in layout["fields"]], "itemsize": layout["point_step"]})
+    dtype = np.dtype(
+        {
+            "names": [f[0] for f in layout["fields"]],
+            "formats": formats,
+            "offsets": [f[1] for f in layout["fields"]],
+            "itemsize": layout["point_step"],
+        }
+    )
     n = layout["height"] * layout["width"]
     values = _random_values(layout["fields"], n, layout["seed"])
     arr = np.zeros(n, dtype=dtype)
@@ -171,8 +197,7 @@ def test_organised_cloud_with_row_padding() -> None:
 def test_xyz_from_luminar_layout(name: str) -> None:
     types = flavour(name)
     pts = luminar_like_structured(1000, seed=3)
-    msg = raw_cloud(types, pts.tobytes(), LUMINAR_FIELDS, height=1, width=1000, point_step=32,
-                    row_step=32000)
+    msg = raw_cloud(types, pts.tobytes(), LUMINAR_FIELDS, height=1, width=1000, point_step=32, row_step=32000)
     xyz = pointcloud_to_xyz(msg)
     assert xyz.dtype == np.float32 and xyz.shape == (1000, 3) and xyz.flags.c_contiguous
     np.testing.assert_array_equal(xyz, np.stack([pts["x"], pts["y"], pts["z"]], axis=1))
@@ -201,12 +226,13 @@ def test_xyz_casts_other_datatypes_and_byte_orders() -> None:
     fields = [("x", 0, 8, 1), ("y", 8, 3, 1), ("z", 10, 2, 1), ("intensity", 11, 4, 1)]
     values = {"x": [[1.5], [-2.25]], "y": [[-300], [7]], "z": [[255], [0]], "intensity": [[65535], [1]]}
     for big in (False, True):
-        raw = pack_cloud_reference(fields, values, height=1, width=2, point_step=13, row_step=26,
-                                   big_endian=big)
-        msg = raw_cloud(ROSBAGS, raw, fields, height=1, width=2, point_step=13, row_step=26,
-                        big_endian=big)
-        np.testing.assert_array_equal(pointcloud_to_xyz(msg, with_intensity=True),
-                                      [[1.5, -300, 255, 65535], [-2.25, 7, 0, 1]])
+        raw = pack_cloud_reference(
+            fields, values, height=1, width=2, point_step=13, row_step=26, big_endian=big
+        )
+        msg = raw_cloud(ROSBAGS, raw, fields, height=1, width=2, point_step=13, row_step=26, big_endian=big)
+        np.testing.assert_array_equal(
+            pointcloud_to_xyz(msg, with_intensity=True), [[1.5, -300, 255, 65535], [-2.25, 7, 0, 1]]
+        )
 
 
 @pytest.mark.parametrize("name", FLAVOURS)
@@ -215,12 +241,17 @@ def test_xyz_to_pointcloud_layout_and_round_trip(name: str) -> None:
     xyz = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float64)
     msg = xyz_to_pointcloud(xyz, header(types), types, intensity=np.array([0.5, 0.25]))
     assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
-        ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("intensity", 12, 7, 1)]
+        ("x", 0, 7, 1),
+        ("y", 4, 7, 1),
+        ("z", 8, 7, 1),
+        ("intensity", 12, 7, 1),
+    ]
     assert (msg.point_step, msg.row_step, msg.height, msg.width) == (16, 32, 1, 2)
     assert msg.is_dense is True and msg.is_bigendian is False
     assert msg.header.frame_id == "sensor"
-    np.testing.assert_array_equal(pointcloud_to_xyz(msg, with_intensity=True),
-                                  [[1, 2, 3, 0.5], [4, 5, 6, 0.25]])
+    np.testing.assert_array_equal(
+        pointcloud_to_xyz(msg, with_intensity=True), [[1, 2, 3, 0.5], [4, 5, 6, 0.25]]
+    )
     plain = xyz_to_pointcloud(xyz, header(types), types)
     assert plain.point_step == 12 and [f.name for f in plain.fields] == ["x", "y", "z"]
 
@@ -232,8 +263,9 @@ def test_rclpy_and_rosbags_clouds_give_identical_arrays() -> None:
     args = {"height": 1, "width": 500, "point_step": 32, "row_step": 16000}
     a = raw_cloud(ROSBAGS, pts.tobytes(), LUMINAR_FIELDS, **args)
     b = raw_cloud(rclpy_types, pts.tobytes(), LUMINAR_FIELDS, **args)
-    np.testing.assert_array_equal(pointcloud_to_xyz(a, with_intensity=True),
-                                  pointcloud_to_xyz(b, with_intensity=True))
+    np.testing.assert_array_equal(
+        pointcloud_to_xyz(a, with_intensity=True), pointcloud_to_xyz(b, with_intensity=True)
+    )
     sa, sb = pointcloud_to_structured(a), pointcloud_to_structured(b)
     assert sa.dtype == sb.dtype
     assert sa.tobytes() == sb.tobytes()
@@ -257,8 +289,9 @@ def test_written_clouds_serialise_in_both_flavours() -> None:
 
 
 def test_writer_copies_and_converts_mixed_byte_order_to_little() -> None:
-    dtype = np.dtype({"names": ["x", "y", "z"], "formats": [">f4", "<f4", ">f8"], "offsets": [0, 4, 8],
-                      "itemsize": 20})
+    dtype = np.dtype(
+        {"names": ["x", "y", "z"], "formats": [">f4", "<f4", ">f8"], "offsets": [0, 4, 8], "itemsize": 20}
+    )
     pts = np.zeros(3, dtype=dtype)
     pts["x"], pts["y"], pts["z"] = [1, 2, 3], [4, 5, 6], [7, 8, 9]
     msg = structured_to_pointcloud(pts, header(ROSBAGS), ROSBAGS)

@@ -45,8 +45,19 @@ def test_msg_types_rclpy_classes() -> None:
 
 
 @pytest.mark.parametrize("name", FLAVOURS)
-@pytest.mark.parametrize("stamp_ns", [0, 1, 999_999_999, 1_000_000_000, 1_604_515_190_231_374_463, -1,
-                                      -1_500_000_001, (2**31 - 1) * 10**9 + 999_999_999])
+@pytest.mark.parametrize(
+    "stamp_ns",
+    [
+        0,
+        1,
+        999_999_999,
+        1_000_000_000,
+        1_604_515_190_231_374_463,
+        -1,
+        -1_500_000_001,
+        (2**31 - 1) * 10**9 + 999_999_999,
+    ],
+)
 def test_make_header_and_stamp_to_ns_round_trip(name: str, stamp_ns: int) -> None:
     types = flavour(name)
     hdr = make_header(types, stamp_ns, "base_link")
@@ -60,8 +71,9 @@ def test_make_header_accepts_numpy_integers() -> None:
     assert stamp_to_ns(make_header(ROSBAGS, np.int64(5_000_000_001), "x")) == 5_000_000_001
 
 
-@pytest.mark.parametrize(("stamp", "frame"), [(2**31 * 10**9, "x"), (1.5, "x"), ("1", "x"), (True, "x"),
-                                              (0, None)])
+@pytest.mark.parametrize(
+    ("stamp", "frame"), [(2**31 * 10**9, "x"), (1.5, "x"), ("1", "x"), (True, "x"), (0, None)]
+)
 def test_make_header_rejects_bad_input(stamp: object, frame: object) -> None:
     with pytest.raises(MessageFormatError):
         make_header(ROSBAGS, stamp, frame)  # type: ignore[arg-type]

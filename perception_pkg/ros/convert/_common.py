@@ -95,20 +95,21 @@ def _is_rclpy_class(cls: type) -> bool:
     return hasattr(cls, "_fields_and_field_types")
 
 
-def pack_bytes(cls: type, data: np.ndarray) -> Any:
+def pack_bytes(cls: type, data: np.ndarray, *, owned: bool = False) -> Any:
     """The ``data`` value for a message of class ``cls``: a copy of ``data``'s bytes (any dtype).
 
-    Always a copy: a message is a snapshot, and sharing memory with the caller's array would let a
-    pipeline that reuses its output buffers rewrite messages still queued for publishing or writing.
-    rosbags (and other numpy-based) messages get a uint8 array; rclpy needs an ``array.array('B')``,
-    filled with ``frombytes`` (one memcpy) because assigning bytes runs rclpy's per-element check.
+    A copy unless ``owned`` (the caller made ``data`` and drops it): a message is a snapshot, and
+    sharing memory with a caller's array would let a pipeline that reuses its output buffers rewrite
+    messages still queued for publishing or writing. rosbags (and other numpy-based) messages get a
+    uint8 array; rclpy needs an ``array.array('B')``, filled with ``frombytes`` (one memcpy) because
+    assigning bytes runs rclpy's per-element check.
     """
     flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     if _is_rclpy_class(cls):
         out = array.array("B")
         out.frombytes(flat)
         return out
-    return flat.copy() if np.may_share_memory(flat, data) else flat
+    return flat.copy() if not owned and np.may_share_memory(flat, data) else flat
 
 
 def pack_floats(cls: type, values: np.ndarray, *, fixed: bool) -> Any:

@@ -70,8 +70,13 @@ def camera_info_to_model(msg: Any) -> CameraModel:
     p = float_array(get_field(msg, "p", _CAMERA_INFO), _CAMERA_INFO, "p", 12).reshape(3, 4)
     for name, value in (("k[0] (fx)", k[0, 0]), ("k[4] (fy)", k[1, 1])):
         if not value > 0:
-            raise MessageFormatError(_CAMERA_INFO, name, "a positive focal length in pixels", float(value),
-                                     "an all-zero K means the camera is not calibrated")
+            raise MessageFormatError(
+                _CAMERA_INFO,
+                name,
+                "a positive focal length in pixels",
+                float(value),
+                "an all-zero K means the camera is not calibrated",
+            )
     model = str_field(msg, "distortion_model", _CAMERA_INFO)
     header = get_field(msg, "header", _CAMERA_INFO)
     frame_id = str_field(header, "frame_id", _CAMERA_INFO, "header.frame_id")
@@ -111,7 +116,10 @@ def model_to_camera_info(model: CameraModel, header: Any, types: MsgTypes) -> An
         binning_x=int(model.binning_x),
         binning_y=int(model.binning_y),
         roi=types.RegionOfInterest(
-            x_offset=int(x_off), y_offset=int(y_off), height=int(roi_h), width=int(roi_w),
+            x_offset=int(x_off),
+            y_offset=int(y_off),
+            height=int(roi_h),
+            width=int(roi_w),
             do_rectify=bool(rectify),
         ),
     )

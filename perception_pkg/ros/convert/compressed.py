@@ -94,8 +94,11 @@ def _declared_size(head: memoryview) -> tuple[str, int, int] | None:
             pos += 1
             continue
         if marker in _JPEG_SOF:
-            return "jpeg", int.from_bytes(head[pos + 5 : pos + 7], "big"), int.from_bytes(
-                head[pos + 7 : pos + 9], "big")
+            return (
+                "jpeg",
+                int.from_bytes(head[pos + 5 : pos + 7], "big"),
+                int.from_bytes(head[pos + 7 : pos + 9], "big"),
+            )
         if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length field
             pos += 2
             continue
@@ -108,36 +111,49 @@ def _decode(buf: np.ndarray, flags: int) -> np.ndarray:
     if not (head[:8] == _PNG_MAGIC or head[:3] == _JPEG_MAGIC):
         # OpenCV would try every decoder it has (TIFF, EXR, PXM...); only the two codecs of the
         # image_transport formats are accepted, which keeps the rest of that attack surface closed
-        raise MessageFormatError(_COMPRESSED, "data", "a JPEG or PNG stream (by its signature)",
-                                 head[:8].tobytes())
+        raise MessageFormatError(
+            _COMPRESSED, "data", "a JPEG or PNG stream (by its signature)", head[:8].tobytes()
+        )
     declared = _declared_size(head)
     if declared is None:
-        raise MessageFormatError(_COMPRESSED, "data", "a JPEG or PNG header stating the image size",
-                                 f"{buf.size} bytes without one")
+        raise MessageFormatError(
+            _COMPRESSED,
+            "data",
+            "a JPEG or PNG header stating the image size",
+            f"{buf.size} bytes without one",
+        )
     codec, height, width = declared
     if height * width > MAX_PIXELS or height == 0 or width == 0:
-        raise MessageFormatError(_COMPRESSED, "data", f"a {codec} image of 1..{MAX_PIXELS} pixels",
-                                 f"{height}x{width}")
+        raise MessageFormatError(
+            _COMPRESSED, "data", f"a {codec} image of 1..{MAX_PIXELS} pixels", f"{height}x{width}"
+        )
     try:
         img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
-        raise MessageFormatError(_COMPRESSED, "data", "a JPEG or PNG stream", f"{buf.size} bytes",
-                                 str(exc).strip()) from exc
+        raise MessageFormatError(
+            _COMPRESSED, "data", "a JPEG or PNG stream", f"{buf.size} bytes", str(exc).strip()
+        ) from exc
     if img is None or img.size == 0:
-        raise MessageFormatError(_COMPRESSED, "data", "a JPEG or PNG stream OpenCV can decode",
-                                 f"{buf.size} undecodable bytes")
+        raise MessageFormatError(
+            _COMPRESSED, "data", "a JPEG or PNG stream OpenCV can decode", f"{buf.size} undecodable bytes"
+        )
     return img
 
 
 def _decode_depth(buf: np.ndarray, parsed: CompressedFormat) -> np.ndarray:
     if buf.size <= _DEPTH_HEADER.itemsize:
-        raise MessageFormatError(_COMPRESSED, "data", f"> {_DEPTH_HEADER.itemsize} bytes (header + png)",
-                                 buf.size)
+        raise MessageFormatError(
+            _COMPRESSED, "data", f"> {_DEPTH_HEADER.itemsize} bytes (header + png)", buf.size
+        )
     header = buf[: _DEPTH_HEADER.itemsize].view(_DEPTH_HEADER)[0]
     img = _decode(buf[_DEPTH_HEADER.itemsize :], cv2.IMREAD_UNCHANGED)
     if img.dtype != np.uint16 or img.ndim != 2:
-        raise MessageFormatError(_COMPRESSED, "data", "a single-channel 16-bit png after the depth header",
-                                 f"{img.dtype} {img.shape}")
+        raise MessageFormatError(
+            _COMPRESSED,
+            "data",
+            "a single-channel 16-bit png after the depth header",
+            f"{img.dtype} {img.shape}",
+        )
     source = parsed.source_encoding or "16UC1"
     if source == "16UC1":
         return img
@@ -167,8 +183,13 @@ def compressed_to_array(msg: Any, *, color: str = "bgr") -> np.ndarray:
         raise MessageFormatError(_COMPRESSED, "data", "a non-empty compressed stream", 0)
     if parsed.depth:
         if color != "passthrough":
-            raise MessageFormatError(_COMPRESSED, "format", f"a colour image for color={color!r}",
-                                     "compressedDepth", "decode depth with color='passthrough'")
+            raise MessageFormatError(
+                _COMPRESSED,
+                "format",
+                f"a colour image for color={color!r}",
+                "compressedDepth",
+                "decode depth with color='passthrough'",
+            )
         return _decode_depth(buf, parsed)
     stored_rgb = (parsed.compressed_encoding or "").startswith("rgb")
     if color == "passthrough":
@@ -209,12 +230,14 @@ def array_to_compressed(
     channels = 1 if arr.ndim == 2 else (arr.shape[2] if arr.ndim == 3 else 0)
     allowed = (1, 3, 4) if codec == "png" else (1, 3)
     if channels not in allowed or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise MessageFormatError(_COMPRESSED, "data", f"a non-empty HxW or HxWxC image with C in {allowed}",
-                                 arr.shape)
+        raise MessageFormatError(
+            _COMPRESSED, "data", f"a non-empty HxW or HxWxC image with C in {allowed}", arr.shape
+        )
     dtypes = (np.uint8, np.uint16) if codec == "png" else (np.uint8,)
     if arr.dtype not in dtypes:
-        raise MessageFormatError(_COMPRESSED, "data", f"dtype in {[np.dtype(d).name for d in dtypes]}",
-                                 str(arr.dtype))
+        raise MessageFormatError(
+            _COMPRESSED, "data", f"dtype in {[np.dtype(d).name for d in dtypes]}", str(arr.dtype)
+        )
     bits = 8 * arr.dtype.itemsize
     if channels == 1:
         source = stored = f"mono{bits}"
@@ -235,5 +258,5 @@ def array_to_compressed(
     return types.CompressedImage(
         header=header,
         format=f"{source}; {codec} compressed {stored}",
-        data=pack_bytes(types.CompressedImage, encoded),
+        data=pack_bytes(types.CompressedImage, encoded, owned=True),
     )

@@ -130,7 +130,10 @@ def image_to_array(msg: Any, *, copy: bool = False) -> np.ndarray:
     row_bytes = width * info.bytes_per_pixel
     if step < row_bytes:
         raise MessageFormatError(
-            _IMAGE, "step", f">= width * {info.bytes_per_pixel} = {row_bytes} bytes", step,
+            _IMAGE,
+            "step",
+            f">= width * {info.bytes_per_pixel} = {row_bytes} bytes",
+            step,
             f"{encoding} has {info.bytes_per_pixel} bytes per pixel",
         )
     buf = byte_buffer(get_field(msg, "data", _IMAGE), _IMAGE)
@@ -165,7 +168,10 @@ def _to_colour(msg: Any, target: str, copy: bool) -> np.ndarray:
     if layout is None:
         _encoding_info(encoding)  # unknown names get the same error as everywhere else
         raise MessageFormatError(
-            _IMAGE, "encoding", "a colour, mono or YUV encoding (8 or 16 bit unsigned)", encoding,
+            _IMAGE,
+            "encoding",
+            "a colour, mono or YUV encoding (8 or 16 bit unsigned)",
+            encoding,
             "no defined mapping to 8-bit colour",
         )
     arr = image_to_array(msg)
@@ -178,8 +184,9 @@ def _to_colour(msg: Any, target: str, copy: bool) -> np.ndarray:
     try:
         return cv2.cvtColor(arr, code)
     except cv2.error as exc:  # pragma: no cover - the checks above leave OpenCV nothing to reject
-        raise MessageFormatError(_IMAGE, "data", f"an image OpenCV can convert to {target}", encoding,
-                                 str(exc)) from exc
+        raise MessageFormatError(
+            _IMAGE, "data", f"an image OpenCV can convert to {target}", encoding, str(exc)
+        ) from exc
 
 
 def image_to_bgr(msg: Any, *, copy: bool = False) -> np.ndarray:
@@ -208,10 +215,7 @@ def array_to_image(array: np.ndarray, encoding: str, header: Any, types: MsgType
     arr = np.asarray(array)
     if arr.dtype.newbyteorder("=") != info.dtype:
         raise MessageFormatError(_IMAGE, "data", f"an array of {info.dtype} for {encoding}", str(arr.dtype))
-    channels_ok = (
-        (arr.ndim == 2 and info.channels == 1)
-        or (arr.ndim == 3 and arr.shape[2] == info.channels)
-    )
+    channels_ok = (arr.ndim == 2 and info.channels == 1) or (arr.ndim == 3 and arr.shape[2] == info.channels)
     if not channels_ok:
         want = "HxW or HxWx1" if info.channels == 1 else f"HxWx{info.channels}"
         raise MessageFormatError(_IMAGE, "data", f"shape {want} for {encoding}", arr.shape)

@@ -62,10 +62,6 @@ class _Layout:
     def size(self) -> int:
         return self.height * self.width
 
-    @property
-    def row_padded(self) -> bool:
-        return self.height > 1 and self.row_step != self.width * self.point_step
-
 
 def _read_fields(msg: Any, point_step: int, big_endian: bool) -> dict[str, tuple[int, np.dtype, int]]:
     raw = get_field(msg, "fields", _CLOUD)
@@ -77,13 +73,15 @@ def _read_fields(msg: Any, point_step: int, big_endian: bool) -> dict[str, tuple
         where = f"fields[{i}]"
         name = str_field(pf, "name", _CLOUD, f"{where}.name")
         if not name or name in out:
-            raise MessageFormatError(_CLOUD, f"{where}.name", "a unique non-empty name",
-                                     name, f"fields so far: {list(out)}")
+            raise MessageFormatError(
+                _CLOUD, f"{where}.name", "a unique non-empty name", name, f"fields so far: {list(out)}"
+            )
         datatype = get_field(pf, "datatype", _CLOUD, f"{where}.datatype")
         base = DATATYPES.get(datatype) if isinstance(datatype, (int, np.integer)) else None
         if base is None or isinstance(datatype, bool):
-            raise MessageFormatError(_CLOUD, f"{where}.datatype", "a datatype 1..8 (INT8..FLOAT64)",
-                                     datatype, f"field {name!r}")
+            raise MessageFormatError(
+                _CLOUD, f"{where}.datatype", "a datatype 1..8 (INT8..FLOAT64)", datatype, f"field {name!r}"
+            )
         offset = uint_field(pf, "offset", _CLOUD, label=f"{where}.offset")
         count = uint_field(pf, "count", _CLOUD, label=f"{where}.count")
         if count == 0:
@@ -91,7 +89,10 @@ def _read_fields(msg: Any, point_step: int, big_endian: bool) -> dict[str, tuple
         end = offset + base.itemsize * count
         if end > point_step:
             raise MessageFormatError(
-                _CLOUD, "point_step", f">= {end} (field {name!r} ends at byte {end})", point_step,
+                _CLOUD,
+                "point_step",
+                f">= {end} (field {name!r} ends at byte {end})",
+                point_step,
                 "fields must lie inside one point",
             )
         out[name] = (offset, base.newbyteorder(order) if base.itemsize > 1 else base, count)
@@ -113,13 +114,19 @@ def _layout(msg: Any) -> _Layout:
         if point_step == 0:
             raise MessageFormatError(_CLOUD, "point_step", "> 0 for a cloud with points", 0)
         if row_step < width * point_step:
-            raise MessageFormatError(_CLOUD, "row_step", f">= width * point_step = {width * point_step}",
-                                     row_step)
+            raise MessageFormatError(
+                _CLOUD, "row_step", f">= width * point_step = {width * point_step}", row_step
+            )
         # the last row needs no trailing padding; that is all a strided view reads
         need = (height - 1) * row_step + width * point_step
         if buf.size < need:
-            raise MessageFormatError(_CLOUD, "data", f">= {need} bytes for {height}x{width} points",
-                                     buf.size, f"row_step {row_step}, point_step {point_step}")
+            raise MessageFormatError(
+                _CLOUD,
+                "data",
+                f">= {need} bytes for {height}x{width} points",
+                buf.size,
+                f"row_step {row_step}, point_step {point_step}",
+            )
     spec = {
         "names": list(fields),
         "formats": [dt if count == 1 else (dt, (count,)) for _, dt, count in fields.values()],
@@ -141,8 +148,12 @@ def _native(dtype: np.dtype) -> np.dtype:
 def _grid(layout: _Layout) -> np.ndarray:
     """(height, width) structured view of the data in the message's byte order; never copies."""
     row_step = layout.row_step if layout.height > 1 else layout.width * layout.point_step
-    return np.ndarray((layout.height, layout.width), dtype=layout.dtype, buffer=layout.buf,
-                      strides=(row_step, layout.point_step))
+    return np.ndarray(
+        (layout.height, layout.width),
+        dtype=layout.dtype,
+        buffer=layout.buf,
+        strides=(row_step, layout.point_step),
+    )
 
 
 def _records(layout: _Layout) -> np.ndarray:
@@ -203,8 +214,9 @@ def pointcloud_to_xyz(msg: Any, *, skip_nans: bool = True, with_intensity: bool 
         return np.empty((0, len(names)), dtype=np.float32)
     missing = [name for name in names if name not in layout.fields]
     if missing:
-        raise MessageFormatError(_CLOUD, "fields", f"fields {', '.join(names)}", list(layout.fields),
-                                 f"missing {missing}")
+        raise MessageFormatError(
+            _CLOUD, "fields", f"fields {', '.join(names)}", list(layout.fields), f"missing {missing}"
+        )
     for name in names:
         if layout.fields[name][2] != 1:
             raise MessageFormatError(_CLOUD, f"fields[{name!r}].count", 1, layout.fields[name][2])
@@ -240,11 +252,12 @@ def _select_rows(table: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _datatype(name: str, dt: np.dtype) -> tuple[int, int, np.dtype]:
     """(PointField datatype, count, base dtype) of one structured field."""
-    base, shape = (dt.subdtype if dt.subdtype is not None else (dt, ()))
+    base, shape = dt.subdtype if dt.subdtype is not None else (dt, ())
     code = _DATATYPE_OF.get((base.kind, base.itemsize)) if base.names is None else None
     if code is None:
-        raise MessageFormatError(_CLOUD, f"fields[{name!r}].datatype",
-                                 "int8/16/32, uint8/16/32, float32 or float64", str(base))
+        raise MessageFormatError(
+            _CLOUD, f"fields[{name!r}].datatype", "int8/16/32, uint8/16/32, float32 or float64", str(base)
+        )
     return code, int(np.prod(shape, dtype=np.int64)), base
 
 
@@ -252,16 +265,20 @@ def _is_big(dt: np.dtype) -> bool:
     return dt.byteorder == ">" or (dt.byteorder == "=" and sys.byteorder == "big")
 
 
-def structured_to_pointcloud(points: np.ndarray, header: Any, types: MsgTypes, *,
-                             is_dense: bool | None = None) -> Any:
+def structured_to_pointcloud(
+    points: np.ndarray, header: Any, types: MsgTypes, *, is_dense: bool | None = None
+) -> Any:
     """A ``sensor_msgs/PointCloud2`` with one PointField per field of the structured array ``points``.
 
     The dtype's offsets and itemsize (padding included) become the fields' offsets and point_step, so
-    any layout round-trips. 1-D input gives height 1; 2-D (H, W) an organised cloud. Fields all in big
-    -endian order are sent with is_bigendian set; a mix is converted to little-endian. ``is_dense``
+    any layout round-trips. 1-D input gives height 1; 2-D (H, W) an organised cloud. Fields that are
+    all big-endian are sent with is_bigendian set; a mix is converted to little-endian. ``is_dense``
     defaults to "x, y, z all finite". The message owns a copy of the data.
     """
-    arr = np.asarray(points)
+    return _build_cloud(np.asarray(points), header, types, is_dense, owned=False)
+
+
+def _build_cloud(arr: np.ndarray, header: Any, types: MsgTypes, is_dense: bool | None, *, owned: bool) -> Any:
     if arr.dtype.names is None or not arr.dtype.names:
         raise MessageFormatError(_CLOUD, "data", "a structured array with named fields", str(arr.dtype))
     if arr.ndim == 1:
@@ -277,16 +294,18 @@ def structured_to_pointcloud(points: np.ndarray, header: Any, types: MsgTypes, *
     multibyte = [base for *_, base in specs.values() if base.itemsize > 1]
     big = bool(multibyte) and all(_is_big(base) for base in multibyte)
     if not big and any(_is_big(base) for base in multibyte):
-        little = np.dtype({
-            "names": list(specs),
-            "formats": [arr.dtype.fields[name][0].newbyteorder("<") for name in specs],
-            "offsets": [offset for offset, *_ in specs.values()],
-            "itemsize": arr.dtype.itemsize,
-        })
+        little = np.dtype(
+            {
+                "names": list(specs),
+                "formats": [arr.dtype.fields[name][0].newbyteorder("<") for name in specs],
+                "offsets": [offset for offset, *_ in specs.values()],
+                "itemsize": arr.dtype.itemsize,
+            }
+        )
         # zeros, not empty: padding bytes go on the wire and must not leak memory contents
         converted = np.zeros(arr.shape, dtype=little)
         converted[...] = arr
-        arr = converted
+        arr, owned = converted, True
     if is_dense is None:
         is_dense = _finite_xyz_mask(arr.reshape(-1)) is None
     fields = [
@@ -302,13 +321,14 @@ def structured_to_pointcloud(points: np.ndarray, header: Any, types: MsgTypes, *
         is_bigendian=big,
         point_step=int(step),
         row_step=int(width * step),
-        data=pack_bytes(types.PointCloud2, arr),
+        data=pack_bytes(types.PointCloud2, arr, owned=owned),
         is_dense=bool(is_dense),
     )
 
 
-def xyz_to_pointcloud(xyz: np.ndarray, header: Any, types: MsgTypes, *,
-                      intensity: np.ndarray | None = None) -> Any:
+def xyz_to_pointcloud(
+    xyz: np.ndarray, header: Any, types: MsgTypes, *, intensity: np.ndarray | None = None
+) -> Any:
     """An unorganised float32 cloud: x, y, z at offsets 0, 4, 8 (+ intensity at 12), point_step 12/16.
 
     That is the KITTI velodyne .bin record, so ``np.fromfile(..., float32).reshape(-1, 4)`` maps
@@ -316,15 +336,17 @@ def xyz_to_pointcloud(xyz: np.ndarray, header: Any, types: MsgTypes, *,
     """
     arr = np.asarray(xyz)
     if arr.ndim != 2 or arr.shape[1] != 3 or arr.dtype.kind not in "fiu":
-        raise MessageFormatError(_CLOUD, "data", "an (N, 3) real array of x, y, z",
-                                 f"{arr.dtype} {arr.shape}")
+        raise MessageFormatError(
+            _CLOUD, "data", "an (N, 3) real array of x, y, z", f"{arr.dtype} {arr.shape}"
+        )
     names = ["x", "y", "z"]
     cols = 3
     if intensity is not None:
         inten = np.asarray(intensity)
         if inten.shape not in ((len(arr),), (len(arr), 1)) or inten.dtype.kind not in "fiu":
-            raise MessageFormatError(_CLOUD, "intensity", f"({len(arr)},) real values",
-                                     f"{inten.dtype} {inten.shape}")
+            raise MessageFormatError(
+                _CLOUD, "intensity", f"({len(arr)},) real values", f"{inten.dtype} {inten.shape}"
+            )
         names.append("intensity")
         cols = 4
     flat = np.empty((len(arr), cols), dtype=_F4)
@@ -332,6 +354,7 @@ def xyz_to_pointcloud(xyz: np.ndarray, header: Any, types: MsgTypes, *,
         flat[:, :3] = arr
         if intensity is not None:
             flat[:, 3] = inten.reshape(-1)
-    record = np.dtype({"names": names, "formats": [_F4] * cols, "offsets": [0, 4, 8, 12][:cols],
-                       "itemsize": 4 * cols})
-    return structured_to_pointcloud(flat.view(record).reshape(-1), header, types)
+    record = np.dtype(
+        {"names": names, "formats": [_F4] * cols, "offsets": [0, 4, 8, 12][:cols], "itemsize": 4 * cols}
+    )
+    return _build_cloud(flat.view(record).reshape(-1), header, types, None, owned=True)

@@ -96,6 +96,7 @@ def stamp_to_ns(header_or_stamp: Any) -> int:
     sec = get_field(stamp, "sec", "builtin_interfaces/msg/Time")
     if isinstance(sec, bool) or not hasattr(sec, "__index__"):
         raise MessageFormatError("builtin_interfaces/msg/Time", "sec", "an integer", type(sec).__name__)
-    nanosec = check_uint(get_field(stamp, "nanosec", "builtin_interfaces/msg/Time"), "nanosec",
-                         "builtin_interfaces/msg/Time")
+    nanosec = check_uint(
+        get_field(stamp, "nanosec", "builtin_interfaces/msg/Time"), "nanosec", "builtin_interfaces/msg/Time"
+    )
     return int(sec.__index__()) * _NS_PER_S + nanosec
