@@ -233,7 +233,12 @@ class Part:
         """Largest gap between the analytic surface and its polygon mesh (0 for boxes)."""
         if self.kind == "box":
             return 0.0
-        return self.radius * (1.0 - np.cos(np.pi / ROUND_SEGMENTS))
+        half_az = np.pi / ROUND_SEGMENTS
+        if self.kind == "cylinder":
+            return self.radius * (1.0 - np.cos(half_az))
+        # capsule caps are faceted in latitude too: bound by the facet's angular circumradius
+        half_lat = np.pi / (4 * CAP_RINGS)
+        return self.radius * (1.0 - np.cos(np.hypot(half_az, half_lat)))
 
     def contains(self, pts: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Boolean (N,) mask of points strictly inside the analytic shape by more than ``margin``."""

@@ -6,8 +6,8 @@ anthropometry), so one number scales the whole body.
 
 The 17 keypoints are the COCO ones in COCO order. Limb keypoints (shoulders, elbows, wrists, hips,
 knees, ankles) are joint centres, i.e. on the axis of the capsules that meet there, inside the body.
-Face keypoints lie just inside the head sphere (0.95 of its radius) on the face, so their projection
-falls on the head's silhouette.
+Face keypoints lie inside the head sphere (0.9 of its radius, so inside its polygon mesh too) on the
+face, so their projection falls on the head's silhouette.
 """
 
 from __future__ import annotations
@@ -138,12 +138,13 @@ def articulate(shape: PersonShape, t: float) -> Articulation:
         kp[i_kn], kp[i_an] = _leg(kp[i_hip], hip[k], knee[k], h)
     r_head = _HEAD_R * h
     head = neck + np.array([0.0, 0.0, 0.04 * h + r_head])
-    # face points on directions from the head centre, then pulled 5% inside the sphere
+    # face points on directions from the head centre, 10% inside the sphere: the faceted mesh dips
+    # up to 7% of the radius inside it, and the keypoint must stay inside what is rendered
     face_dirs = np.array(
         [[1.0, 0.0, -0.15], [0.85, 0.35, 0.2], [0.85, -0.35, 0.2], [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]
     )
     face_dirs /= np.linalg.norm(face_dirs, axis=1, keepdims=True)
-    kp[:5] = head + 0.95 * r_head * face_dirs
+    kp[:5] = head + 0.9 * r_head * face_dirs
     # feet point forward from the ankle, along the shank's forward direction when sitting
     toes = np.stack([kp[15], kp[16]]) + np.array([0.11 * h, 0.0, -0.02 * h])
     return Articulation(kp, neck, head, mid_hip, toes)
@@ -199,7 +200,8 @@ def keypoint_radii(shape: PersonShape) -> np.ndarray:
     """Per keypoint, how far in front of it the body surface may be while it still counts as visible.
 
     For a joint this is the thickest capsule that ends there (the front of that limb), plus 2 cm;
-    for a face point 0.5 head radius (so frontal ears count as visible, the nose of a person facing
+    an ankle also owns the foot in front of it (seen from ahead and above, the instep covers it);
+    a face point gets 0.5 head radius (so frontal ears count as visible, the nose of a person facing
     away does not).
     """
     r = radii(shape)
@@ -210,5 +212,5 @@ def keypoint_radii(shape: PersonShape) -> np.ndarray:
     out[9:11] = r["forearm"]
     out[11:13] = max(r["hips"], r["thigh"], r["torso_side"])
     out[13:15] = max(r["thigh"], r["shank"])
-    out[15:17] = max(r["shank"], r["foot"])
+    out[15:17] = r["shank"] + 2 * r["foot"]
     return out + 0.02
