@@ -30,12 +30,13 @@ from perception_pkg.geometry3d.box3d import box3d_keypoints, project_points
 # Class statistics as (h, w, l), the order the solver and KITTI labels use. SPECS gives car as (l, w, h).
 CLASS_MEAN_DIMS: dict[str, tuple[float, float, float]] = {
     "car": (1.53, 1.62, 3.89),
-    # KITTI Pedestrian training-set means (h, w, l); the synthetic world may override via the card.
-    "person": (1.76, 0.66, 0.84),
+    # Approximate KITTI Pedestrian means (h, w, l), as used by CenterNet's KITTI 3D head; not in SPECS,
+    # so a model card should override it with the statistics of its own training data.
+    "person": (1.73, 0.67, 0.88),
 }
 CLASS_STD_DIMS: dict[str, tuple[float, float, float]] = {
     "car": (0.13, 0.10, 0.41),
-    "person": (0.11, 0.14, 0.23),
+    "person": (0.11, 0.14, 0.23),  # rough guess, not measured: override from the card
 }
 
 
