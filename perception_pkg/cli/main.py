@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 # subcommand name -> module defining register(); keep sorted
 COMMANDS: dict[str, str] = {
+    "bench": "perception_pkg.cli.bench_cmd",
+    "build-engine": "perception_pkg.cli.engine_cmd",
     "demo": "perception_pkg.cli.replay_cmd",
     "replay": "perception_pkg.cli.replay_cmd",
     "run": "perception_pkg.cli.run_cmd",
