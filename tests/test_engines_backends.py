@@ -202,3 +202,24 @@ def test_importing_engines_pulls_in_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_auto_falls_back_to_onnxruntime_when_the_tensorrt_build_fails(
+    tmp_path: Path, caplog: Any, monkeypatch: Any
+) -> None:
+    from perception_pkg.engines import EngineError, select, tensorrt_backend
+
+    def failing_engine(*args: Any, **kwargs: Any) -> None:
+        raise EngineError("TensorRT could not parse model.onnx: unsupported operator GridSample")
+
+    monkeypatch.setattr(select, "_default_probes", lambda: (_ok, _missing("CPU build of onnxruntime")))
+    monkeypatch.setattr(tensorrt_backend, "TensorRTEngine", failing_engine)
+    caplog.set_level(logging.WARNING)
+    engine = load_engine(_card_dir(tmp_path), threads=1)
+    assert engine.describe().startswith("onnxruntime (CPUExecutionProvider")
+    assert (
+        "TensorRT failed (TensorRT could not parse model.onnx: unsupported operator GridSample)"
+        in caplog.text
+    )
+    with pytest.raises(EngineError, match="unsupported operator"):
+        load_engine(_card_dir(tmp_path), backend="tensorrt")

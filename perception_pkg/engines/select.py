@@ -14,7 +14,7 @@ from typing import Any
 
 from perception_pkg.cards.loader import load_card
 from perception_pkg.cards.schema import ModelCard
-from perception_pkg.engines.base import BackendUnavailable, Engine
+from perception_pkg.engines.base import Engine, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,11 @@ def load_engine(
 
         try:
             return TensorRTEngine(card, precision=precision, cache_dir=cache_dir, **tensorrt_options)
-        except BackendUnavailable as exc:
+        except EngineError as exc:  # includes BackendUnavailable; a failed build must not stop the robot
             if normalize_backend(backend) != "auto":
                 raise
-            log.warning("%s: %s; falling back to onnxruntime", card.name, exc)
-            reason = exc.reason
+            log.warning("%s: TensorRT failed (%s); falling back to onnxruntime", card.name, exc)
+            reason = getattr(exc, "reason", str(exc))
             choice = choose_backend("auto", lambda: reason, ort_probe)
     if choice.backend == "torch":
         from perception_pkg.engines.torch_backend import TorchEngine

@@ -175,7 +175,7 @@ def build_serialized_engine(
         opt.set_shape(p.name, p.min, p.opt, p.max)
     config.add_optimization_profile(opt)
     if precision in ("fp16", "int8"):
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in later 10.x releases
             log.warning("this GPU has no fast FP16; building anyway")
         config.set_flag(trt.BuilderFlag.FP16)  # INT8 engines keep FP16 for layers left unquantised
     if precision == "int8":
