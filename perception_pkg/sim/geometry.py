@@ -240,6 +240,14 @@ class Part:
         half_lat = np.pi / (4 * CAP_RINGS)
         return self.radius * (1.0 - np.cos(np.hypot(half_az, half_lat)))
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned bounds (lo, hi) of the analytic shape (conservative for cylinders)."""
+        if self.kind == "box":
+            ext = np.abs(self.rotation) @ self.half
+            return self.p0 - ext, self.p0 + ext
+        lo, hi = np.minimum(self.p0, self.p1), np.maximum(self.p0, self.p1)
+        return lo - self.radius, hi + self.radius
+
     def contains(self, pts: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Boolean (N,) mask of points strictly inside the analytic shape by more than ``margin``."""
         if self.kind == "box":
