@@ -209,3 +209,20 @@ def test_cli_writes_what_it_is_asked_for(tmp_path, capsys):
     # refuses to overwrite without --force, refuses unknown weather
     assert cli_main(["sim", "--frames", "1", "--out", str(tmp_path), "--bag"]) == 2
     assert cli_main(["sim", "--frames", "1", "--out", str(tmp_path / "x"), "--weather", "hail"]) == 2
+
+
+def test_sample_bag_is_built_once_and_reused(tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from perception_pkg.sim import ensure_sample_bag
+    from perception_pkg.sim.generate import SAMPLE_FRAMES, SAMPLE_WEATHER
+
+    path = ensure_sample_bag(tmp_path / "sample")
+    mcap = next(path.glob("*.mcap"))
+    stamp = mcap.stat().st_mtime_ns
+    assert ensure_sample_bag(tmp_path / "sample") == path and mcap.stat().st_mtime_ns == stamp
+    assert not list(tmp_path.glob(".sample.tmp*"))  # no temporary left behind
+    with Reader(path) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/camera/image_raw"] == SAMPLE_FRAMES == counts["/lidar/points"]
+    assert all(counts[f"/camera/{k}/image_raw"] == SAMPLE_FRAMES for k in SAMPLE_WEATHER)

@@ -377,8 +377,10 @@ def generate_scene(seed: int, config: SceneConfig | None = None) -> Scene:
             maker(rng),
         )
 
-    elev = np.radians(rng.uniform(35.0, 60.0))
-    azim = rng.uniform(-np.pi, np.pi)
+    # sun roughly along the street (ahead or behind): from the side, the facades would put the
+    # whole street in their shadow and hide the cars' and people's own shadows
+    elev = np.radians(rng.uniform(40.0, 65.0))
+    azim = rng.uniform(-0.6, 0.6) + (0.0 if rng.random() < 0.5 else np.pi)
     sun = np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
     noise = _value_noise(rng, 256)
     return Scene(seed, cfg, objs, sun, noise)

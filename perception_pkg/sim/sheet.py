@@ -135,9 +135,12 @@ def bev(frame: Frame, size: int = 480) -> np.ndarray:
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
+    """Caption on a dark band (an outline drawn with a thicker stroke does not line up with the
+    thin text in OpenCV 5's font renderer)."""
     img = img.copy()
-    cv2.putText(img, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    img[: th + base + 8, : tw + 12] //= 3
+    cv2.putText(img, text, (6, th + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
 
@@ -149,7 +152,9 @@ def contact_sheet(
     for f in frames:
         h = f.image.shape[0]
         panel3 = cv2.resize(bev(f), (h, h), interpolation=cv2.INTER_NEAREST)
-        n_people = sum(o.cls == "person" and o.keypoints is not None for o in f.objects)
+        n_people = sum(
+            o.cls == "person" and o.box2d is not None and o.visible_pixels >= 20 for o in f.objects
+        )
         rows.append(
             np.concatenate(
                 [

@@ -117,9 +117,18 @@ def buried(parts: list[Part], pts: np.ndarray) -> np.ndarray:
     bounding box, which keeps this linear in practice.
     """
     inside = np.zeros(len(pts), bool)
+    # sort along the object's longest axis once; each part then takes its slab by binary search
+    axis = int(np.argmax(np.ptp(pts, axis=0))) if len(pts) else 0
+    order = np.argsort(pts[:, axis], kind="stable")
+    keys = pts[order, axis]
+    others = [a for a in range(3) if a != axis]
     for part in parts:
         lo, hi = part.bounds()
-        cand = np.flatnonzero(np.all((pts > lo) & (pts < hi), axis=1))
+        cand = order[np.searchsorted(keys, lo[axis], "right") : np.searchsorted(keys, hi[axis], "left")]
+        sub = pts[cand]
+        a, b = others
+        keep = (sub[:, a] > lo[a]) & (sub[:, a] < hi[a]) & (sub[:, b] > lo[b]) & (sub[:, b] < hi[b])
+        cand = cand[keep]
         if len(cand):
             inside[cand] |= part.contains(pts[cand], margin=part.sagitta() + 1e-3)
     return inside
