@@ -215,7 +215,7 @@ def test_sample_bag_is_built_once_and_reused(tmp_path):
     from rosbags.rosbag2 import Reader
 
     from perception_pkg.sim import ensure_sample_bag
-    from perception_pkg.sim.generate import SAMPLE_FRAMES, SAMPLE_WEATHER
+    from perception_pkg.sim.generate import SAMPLE_FRAMES, SAMPLE_WEATHER, source_key
 
     path = ensure_sample_bag(tmp_path / "sample")
     mcap = next(path.glob("*.mcap"))
@@ -226,3 +226,10 @@ def test_sample_bag_is_built_once_and_reused(tmp_path):
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts["/camera/image_raw"] == SAMPLE_FRAMES == counts["/lidar/points"]
     assert all(counts[f"/camera/{k}/image_raw"] == SAMPLE_FRAMES for k in SAMPLE_WEATHER)
+    # a bag made by other simulator code (another source hash) is rebuilt, identically
+    meta = path / "metadata.yaml"
+    meta.write_text(meta.read_text().replace(source_key(), "0" * 16))
+    before = hashlib.sha256(mcap.read_bytes()).hexdigest()
+    assert ensure_sample_bag(tmp_path / "sample") == path
+    assert source_key() in meta.read_text()
+    assert hashlib.sha256(next(path.glob("*.mcap")).read_bytes()).hexdigest() == before

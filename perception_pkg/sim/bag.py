@@ -196,6 +196,7 @@ class SimBagWriter:
         min_visible_pixels: int = MIN_VISIBLE_PIXELS,
         min_lidar_points: int = MIN_LIDAR_POINTS,
         typestore: Any = None,
+        custom_data: dict[str, str] | None = None,
     ) -> None:
         from perception_pkg.bag import get_typestore
 
@@ -209,12 +210,15 @@ class SimBagWriter:
         self._writer: Any = None
         self._conns: dict[str, Any] = {}
         self._static_written = False
+        self.custom_data = dict(custom_data or {})
 
     def __enter__(self) -> SimBagWriter:
         from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
+        for key, value in self.custom_data.items():
+            self._writer.set_custom_data(key, value)
         self._writer.open()
         topics = [
             (TOPIC_IMAGE, "sensor_msgs/msg/Image"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -58,6 +59,7 @@ def generate(
     contact_sheet: str | Path | None = None,
     sheet_frames: int = 3,
     progress: Callable[[int, int], None] | None = None,
+    bag_custom_data: dict[str, str] | None = None,
 ) -> GenerateResult:
     """Simulate ``frames`` frames of scene ``seed`` into ``out``/bag and ``out``/dataset.
 
@@ -76,7 +78,8 @@ def generate(
     renderer = Renderer(scene)
     result = GenerateResult(frames=frames)
     seconds = {"render": 0.0, "degrade": 0.0, "bag": 0.0, "dataset": 0.0}
-    bag_writer = SimBagWriter(out / "bag", scene, weather) if bag else None
+    custom = {"perception_pkg.sim": f"seed={seed} frames={frames}", **(bag_custom_data or {})}
+    bag_writer = SimBagWriter(out / "bag", scene, weather, custom_data=custom) if bag else None
     ds_writer = (
         DatasetWriter(out / "dataset", scene, weather=weather, severities=severities) if dataset else None
     )
@@ -142,20 +145,39 @@ def default_sample_bag_path() -> Path:
     return cache / "perception_pkg" / "sim_sample_bag"
 
 
+def source_key() -> str:
+    """Hash of the simulator's source files: a cached sample made by other code is rebuilt."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _sample_is_current(path: Path, key: str) -> bool:
+    meta = path / "metadata.yaml"
+    return meta.is_file() and f"perception_pkg.sim.source: {key}" in meta.read_text()
+
+
 def ensure_sample_bag(path: str | Path | None = None) -> Path:
     """The README demo's bag: 10 frames of seed 7 with fog, rain and night topics. Built on first use.
 
-    About 55 MB, so it is generated (a few seconds) rather than shipped. Written to a temporary
+    About 55 MB, so it is generated (about 4 s here) rather than shipped. Rebuilt when the
+    simulator's source changed since (its hash is in the bag's custom_data). Written to a temporary
     folder first and renamed, so an interrupted run never leaves a half bag behind.
     """
     path = Path(path) if path is not None else default_sample_bag_path()
-    if (path / "metadata.yaml").is_file():
+    key = source_key()
+    if _sample_is_current(path, key):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     log.info("generating the sample bag %s (seed %d, %d frames)", path, SAMPLE_SEED, SAMPLE_FRAMES)
-    generate(tmp, SAMPLE_SEED, SAMPLE_FRAMES, bag=True, dataset=False, weather=SAMPLE_WEATHER)
+    generate(
+        tmp, SAMPLE_SEED, SAMPLE_FRAMES, bag=True, dataset=False, weather=SAMPLE_WEATHER,
+        bag_custom_data={"perception_pkg.sim.source": key},
+    )  # fmt: skip
     if path.exists():
         shutil.rmtree(path)
     (tmp / "bag").rename(path)
