@@ -265,11 +265,54 @@ class Part:
         return np.linalg.norm(pts - closest, axis=1) < self.radius - margin
 
 
+def _capsule_batch(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
+    """Meshes of several (non-degenerate) capsules at once: (P, V, 3) vertices, (T, 3) triangles.
+
+    Same vertices as ``Part.mesh`` one by one; a person has ~16 capsules and is rebuilt every
+    frame while walking, so the per-part Python overhead is worth removing.
+    """
+    unit, tris, upper = _unit_capsule(sphere=False)
+    p0 = np.array([p.p0 for p in parts])
+    axis = np.array([p.p1 for p in parts]) - p0
+    length = np.sqrt(np.einsum("ij,ij->i", axis, axis))
+    a = axis / length[:, None]
+    helper = np.where((np.abs(a[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    u = np.cross(helper, a)
+    u /= np.sqrt(np.einsum("ij,ij->i", u, u))[:, None]
+    v = np.cross(a, u)
+    radius = np.array([p.radius for p in parts])
+    local = unit[None] * radius[:, None, None]
+    local[:, upper, 2] += length[:, None]
+    verts = (
+        local[..., :1] * u[:, None]
+        + local[..., 1:2] * v[:, None]
+        + local[..., 2:3] * a[:, None]
+        + p0[:, None]
+    )
+    return verts, tris
+
+
 def merge_parts(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Concatenate part meshes: vertices (V, 3), triangles (T, 3), part index per triangle (T,)."""
     verts, tris, owner = [], [], []
     offset = 0
+    batch = [
+        i for i, p in enumerate(parts)
+        if p.kind == "capsule" and float(np.sum((p.p1 - p.p0) ** 2)) > 1e-18
+    ]  # fmt: skip
+    if len(batch) > 1:
+        bv, bt = _capsule_batch([parts[i] for i in batch])
+        n_v = bv.shape[1]
+        verts.append(bv.reshape(-1, 3))
+        tris.append((bt[None] + (np.arange(len(batch)) * n_v)[:, None, None]).reshape(-1, 3))
+        owner.append(np.repeat(np.array(batch, np.int32), len(bt)))
+        offset = len(batch) * n_v
+        batched = set(batch)
+    else:
+        batched = set()
     for i, part in enumerate(parts):
+        if i in batched:
+            continue
         v, t = part.mesh()
         verts.append(v)
         tris.append(t + offset)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -26,6 +27,52 @@ SKY_ZENITH = np.array([0.42, 0.6, 0.85], np.float32)
 AMBIENT, DIFFUSE = 0.38, 0.72
 GROUND_HALF = 400.0  # the ground quad reaches past the LiDAR's range in every direction
 SCENE_RADIUS = 140.0  # objects further than this from the ego are not built into the frame
+
+
+# Ground layout across the road (y band edges) with albedo and LiDAR reflectivity per band:
+# verge, sidewalk, road, sidewalk, verge. Lane paint and slab joints on top, see below.
+_BAND_EDGES = np.array([-9.0, -4.5, 5.25, 9.5])
+_BAND_RGB = np.array(
+    [[0.33, 0.42, 0.2], [0.62, 0.6, 0.56], [0.27, 0.27, 0.29], [0.62, 0.6, 0.56], [0.33, 0.42, 0.2]],
+    np.float32,
+)
+_BAND_REFL = np.array([0.25, 0.3, 0.12, 0.3, 0.25], np.float32)
+PAINT_RGB, PAINT_REFL = (0.88, 0.88, 0.86), 0.7
+# texels per metre; period along x = LCM of the 6 m dashes and 1 m slabs (and of the 16 m noise
+# tile); the band across the road it covers (beyond it, its edge texels: verge)
+GROUND_TEXELS = 32
+GROUND_PERIOD_X = 48.0
+GROUND_Y = (-20.0, 20.0)
+
+
+@lru_cache(maxsize=1)
+def ground_layout_texture() -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The ground's layout sampled at texel centres: albedo (H*W, 3), reflectivity (H*W,), W, H.
+
+    Every feature is a function of x or of y alone, so the texture is built by broadcasting 1-D
+    profiles (tens of ms once per process) and a frame pays one gather per hit point.
+    """
+    xs = (np.arange(int(GROUND_PERIOD_X * GROUND_TEXELS)) + 0.5) / GROUND_TEXELS
+    ys = GROUND_Y[0] + (np.arange(int((GROUND_Y[1] - GROUND_Y[0]) * GROUND_TEXELS)) + 0.5) / GROUND_TEXELS
+    band = np.digitize(ys, _BAND_EDGES)
+    shape = (len(ys), len(xs))
+    rgb = np.broadcast_to(_BAND_RGB[band][:, None, :], (*shape, 3)).copy()
+    refl = np.broadcast_to(_BAND_REFL[band][:, None], shape).copy()
+    # 1 m paving slabs with darker joints on the sidewalks
+    walk = (band == 1) | (band == 3)
+    joints = walk[:, None] & (
+        (np.abs(xs - np.round(xs)) < 0.03)[None, :] | (np.abs(ys - np.round(ys)) < 0.03)[:, None]
+    )
+    rgb[joints] *= 0.75
+    # lane markings: dashed centre line, solid lines at the ego lane's right and at the kerbs
+    dashed = (np.abs(ys - 1.75) < 0.07)[:, None] & (np.mod(xs, 6.0) < 3.0)[None, :]
+    solid = (np.abs(ys + 1.75) < 0.07) | (np.abs(ys - 5.1) < 0.1) | (np.abs(ys + 4.35) < 0.1)
+    paint = dashed | solid[:, None]
+    rgb[paint] = PAINT_RGB
+    refl[paint] = PAINT_REFL
+    for a in (rgb, refl):
+        a.flags.writeable = False
+    return rgb.reshape(-1, 3), refl.reshape(-1), len(xs), len(ys)
 
 
 @dataclass
@@ -288,36 +335,22 @@ class Renderer:
             self._dir_cache[key] = (SKY_HORIZON * (1 - sky) + SKY_ZENITH * sky).astype(np.float32)
         return dirs, self._dir_cache[key]
 
-    # ground bands across the road (y edges) and their albedo / LiDAR reflectivity
-    _BAND_EDGES = np.array([-9.0, -4.5, 5.25, 9.5])
-    _BAND_RGB = np.array(
-        [[0.33, 0.42, 0.2], [0.62, 0.6, 0.56], [0.27, 0.27, 0.29], [0.62, 0.6, 0.56], [0.33, 0.42, 0.2]],
-        np.float32,
-    )
-    _BAND_REFL = np.array([0.25, 0.3, 0.12, 0.3, 0.25], np.float32)
-
     def _ground(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Albedo (N, 3) and LiDAR reflectivity (N,) of the ground at map points (N, 2)."""
-        x, y = xy[:, 0], xy[:, 1]
-        band = np.digitize(y, self._BAND_EDGES)  # verge, sidewalk, road, sidewalk, verge
-        rgb = self._BAND_RGB[band]
-        refl = self._BAND_REFL[band]
-        # 1 m paving slabs with darker joints on the sidewalks
-        walk = (band == 1) | (band == 3)
-        joints = walk & ((np.abs(x - np.round(x)) < 0.03) | (np.abs(y - np.round(y)) < 0.03))
-        # lane markings: dashed centre line, solid lines at the ego lane's right and at the kerbs
-        dashed = (np.abs(y - 1.75) < 0.07) & (np.mod(x, 6.0) < 3.0)
-        solid = (np.abs(y + 1.75) < 0.07) | (np.abs(y - 5.1) < 0.1) | (np.abs(y + 4.35) < 0.1)
-        paint = dashed | solid
-        rgb[paint] = (0.88, 0.88, 0.86)
-        refl[paint] = 0.7
+        """Albedo (N, 3) and LiDAR reflectivity (N,) of the ground at map points (N, 2).
+
+        Two texture lookups: the layout (bands, slabs, paint; see ``ground_layout_texture``) and
+        the scene's value noise (16 texels per metre, tiling every 16 m).
+        """
+        rgb, refl, nx, ny = ground_layout_texture()
+        ix = np.floor(xy[:, 0] * GROUND_TEXELS).astype(np.int64) % nx
+        iy = np.clip(np.floor((xy[:, 1] - GROUND_Y[0]) * GROUND_TEXELS).astype(np.int64), 0, ny - 1)
+        idx = iy * nx + ix
         noise = self.scene.ground_noise
         n = noise.shape[0]
-        ix = np.floor(x * 16.0).astype(np.int64) % n  # 16 texels per metre, tiles every 16 m
-        iy = np.floor(y * 16.0).astype(np.int64) % n
-        shade = 0.75 + 0.5 * noise[iy, ix]
-        shade[joints] *= 0.75
-        return rgb * shade[:, None], refl
+        jx = np.floor(xy[:, 0] * 16.0).astype(np.int64) % n
+        jy = np.floor(xy[:, 1] * 16.0).astype(np.int64) % n
+        shade = 0.75 + 0.5 * np.take(noise.ravel(), jy * n + jx)
+        return np.take(rgb, idx, axis=0) * shade[:, None], np.take(refl, idx)
 
     # -- one frame -----------------------------------------------------------------------------------
     def render(self, index: int, *, shadows: bool = True) -> Frame:

@@ -84,6 +84,7 @@ class SimObject:
     person: PersonShape | None = None
     _mesh: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _mesh_t: tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
+    _art: tuple[float, Articulation] | None = field(default=None, repr=False)
 
     @property
     def dynamic_shape(self) -> bool:
@@ -99,8 +100,12 @@ class SimObject:
         return make_transform(rot_z(self.yaw), np.array([xy[0], xy[1], 0.0]))
 
     def articulation(self, t: float) -> Articulation:
+        """Skeleton at time t (cached: only walking changes it, and a frame asks several times)."""
         assert self.person is not None
-        return articulate(self.person, t)
+        key = t if self.dynamic_shape else 0.0
+        if self._art is None or self._art[0] != key:
+            self._art = (key, articulate(self.person, key))
+        return self._art[1]
 
     def parts_at(self, t: float) -> list[Part]:
         if self.person is not None:
