@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sim",
         help="simulate camera + LiDAR frames with exact ground truth (bag, datasets, contact sheet)",
-        description=__doc__,
+        description=(
+            "Render a seeded street scene (640x480 camera, 64-beam LiDAR, 10 Hz) with exact ground truth "
+            "into OUT/bag (rosbag2, mcap) and OUT/dataset (COCO json, PNG, npz). With none of --bag, "
+            "--dataset, --contact-sheet both bag and dataset are written. Same arguments, same bytes."
+        ),
     )
     p.add_argument("--seed", type=int, default=0, help="scene seed (same seed, same bytes)")
     p.add_argument("--frames", type=int, default=10, help="number of frames (10 Hz)")
@@ -43,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--azimuth-steps", type=int, default=2000, help="LiDAR columns per sweep")
+    p.add_argument("--no-shadows", action="store_true", help="skip sun shadows (~15%% faster)")
     p.add_argument("--force", action="store_true", help="replace existing OUT/bag and OUT/dataset")
     p.set_defaults(func=_run)
 
@@ -88,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     result = generate(
         args.out, args.seed, args.frames, config=config, bag=bag, dataset=dataset, weather=weather,
         severities=severities, bag_severity=args.bag_severity, contact_sheet=args.contact_sheet,
-        progress=progress,
+        progress=progress, shadows=not args.no_shadows,
     )  # fmt: skip
     wall = time.perf_counter() - start
     for label, path in (

@@ -60,6 +60,7 @@ def generate(
     sheet_frames: int = 3,
     progress: Callable[[int, int], None] | None = None,
     bag_custom_data: dict[str, str] | None = None,
+    shadows: bool = True,
 ) -> GenerateResult:
     """Simulate ``frames`` frames of scene ``seed`` into ``out``/bag and ``out``/dataset.
 
@@ -91,7 +92,7 @@ def generate(
     try:
         for i in range(frames):
             t0 = time.perf_counter()
-            frame = renderer.render(i)
+            frame = renderer.render(i, shadows=shadows)
             seconds["render"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             wanted = set()
