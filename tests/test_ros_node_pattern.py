@@ -192,7 +192,7 @@ def test_slow_node_processes_newest_frame_and_counts_dropped_ones(ros_domain: in
             self.subscribe_input(Int32, "/test/counter")
 
         def process(self, msg: Int32) -> None:
-            time.sleep(0.05)
+            time.sleep(0.1)
             seen.append(msg.data)
 
     with ros_node("counter_pub") as pub_node:
@@ -206,13 +206,16 @@ def test_slow_node_processes_newest_frame_and_counts_dropped_ones(ros_domain: in
             assert publish_until(pub_node, pub, Int32(data=-1), lambda: -1 in seen)
             for i in range(40):
                 pub.publish(Int32(data=i))
-                time.sleep(0.005)  # 200 Hz into a 20 Hz node
-            assert spin_until(
-                pub_node, lambda: seen and seen[-1] == 39 and slow.stats.processed == len(seen), 5
+                time.sleep(0.005)  # 200 Hz into a 10 Hz node
+            # the newest frame always reaches the worker, whatever was dropped before it
+            done = spin_until(
+                pub_node, lambda: seen and seen[-1] == 39 and slow.stats.processed == len(seen), 10
             )
             snap = slow.stats.snapshot()
-            assert snap.dropped > 10, snap
-            assert snap.processed + snap.dropped == snap.received
+            assert done, (seen, snap)
+            # 40 frames in 0.2 s against 0.1 s per frame: most are replaced unprocessed and counted
+            assert snap.dropped >= 5 and len([v for v in seen if v >= 0]) <= 10, (seen, snap)
+            assert snap.processed + snap.dropped == snap.received, snap
             assert seen == sorted(seen)
         finally:
             executor.shutdown()
