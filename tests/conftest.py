@@ -7,8 +7,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from perception_pkg.paths import assets_dir
+
+# CI replays the same examples every run (a red CI must mean a regression, not a newly drawn example);
+# local runs keep exploring, and what they find is kept in .hypothesis/ and should become a test case.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 _domains = itertools.count()
 

@@ -173,15 +173,6 @@ def test_cell_alignment_flip_is_exact() -> None:
     np.testing.assert_allclose(heatmap_to_crop(flipped_u, 4)[:, 0], 192 - heatmap_to_crop(u, 4)[:, 0])
 
 
-def test_geometry_agrees_with_heatmap_decoder() -> None:
-    heatmap = pytest.importorskip("perception_pkg.decoders.heatmap")
-    u = np.random.default_rng(1).uniform(0, 40, size=(5, 2))
-    for alignment in ("cell", "legacy"):
-        np.testing.assert_allclose(
-            heatmap_to_crop(u, 4, alignment), heatmap.heatmap_to_input(u, 4, alignment)
-        )
-
-
 def test_heatmap_to_image_is_exact_inverse_of_the_crop() -> None:
     rng = np.random.default_rng(2)
     n = 4

@@ -6,9 +6,11 @@ Results map back to camera pixels with ``result.transformed(prepared.transform.i
 
 from perception_pkg.decoders.base import Decoder
 from perception_pkg.decoders.centernet import CenterNetDecoder, heatmap_peaks, max_pool3x3
-from perception_pkg.decoders.heatmap import HeatmapArgmaxDecoder, argmax_2d, heatmap_to_input
+from perception_pkg.decoders.heatmap import HeatmapArgmaxDecoder
 from perception_pkg.decoders.image import ImageDecoder, RawDecoder
 from perception_pkg.decoders.nms import box_iou, nms
+from perception_pkg.decoders.pose_argmax import argmax_decode
+from perception_pkg.decoders.pose_geometry import heatmap_to_crop
 from perception_pkg.decoders.registry import DECODERS, build_decoder, validate_decoder
 from perception_pkg.decoders.types import Detections, Keypoints
 from perception_pkg.decoders.yolov8 import Yolov8Decoder, Yolov8PoseDecoder
@@ -26,11 +28,11 @@ __all__ = [
     "Yolov8Decoder",
     "Yolov8PoseDecoder",
     "YoloxDecoder",
-    "argmax_2d",
+    "argmax_decode",
     "box_iou",
     "build_decoder",
     "heatmap_peaks",
-    "heatmap_to_input",
+    "heatmap_to_crop",
     "max_pool3x3",
     "nms",
     "validate_decoder",

@@ -1,9 +1,7 @@
 """Top-down heatmap pose ``[B, K, H/s, W/s]`` (SimpleBaseline / HRNet): argmax per channel.
 
-Heatmap-to-input mapping (the one place it is defined; ``alignment``):
-- ``cell`` (default): heatmap cell ``u`` covers input pixels ``[u s, (u + 1) s)``, so ``x = (u + 0.5) s``.
-- ``legacy``: cell ``u`` sits on input pixel centre ``u s`` (MSRA SimpleBaseline/HRNet targets built with
-  ``int(x / s + 0.5)``), so ``x = u s + 0.5`` in our frame.
+The card-driven wrapper around :func:`pose_argmax.argmax_decode` and the heatmap-to-input mapping of
+:mod:`pose_geometry` (the one place it is defined; ``alignment`` ``cell`` or ``legacy``).
 ``refine: quarter`` moves the peak a quarter cell toward the higher neighbour on each axis (RSN /
 SimpleBaseline practice). Score = peak value, after a sigmoid when ``activation: sigmoid``.
 """
@@ -19,40 +17,9 @@ from numpy.typing import NDArray
 from perception_pkg.cards.errors import CardError
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import Decoder, sigmoid
+from perception_pkg.decoders.pose_argmax import argmax_decode
+from perception_pkg.decoders.pose_geometry import heatmap_to_crop
 from perception_pkg.decoders.types import Keypoints
-
-
-def heatmap_to_input(u: NDArray, stride: float, alignment: str = "cell") -> NDArray:
-    """Heatmap coordinates (cells, sub-cell allowed) -> input-pixel coordinates."""
-    if alignment == "cell":
-        return (u + 0.5) * stride
-    if alignment == "legacy":
-        return u * stride + 0.5
-    raise ValueError(f"unknown heatmap alignment {alignment!r}")
-
-
-def argmax_2d(heatmaps: NDArray, refine: str = "quarter") -> tuple[NDArray, NDArray]:
-    """Peak per channel of ``(..., H, W)``: (cell x, y as float (..., 2), peak value (...))."""
-    h, w = heatmaps.shape[-2:]
-    flat = heatmaps.reshape(*heatmaps.shape[:-2], h * w)
-    idx = flat.argmax(axis=-1)
-    peak = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
-    y, x = np.divmod(idx, w)
-    xy = np.stack([x, y], axis=-1).astype(np.float64)
-    if refine == "quarter":
-
-        def at(dy: NDArray | int, dx: NDArray | int) -> NDArray:
-            yy = np.clip(y + dy, 0, h - 1)
-            xx = np.clip(x + dx, 0, w - 1)
-            return np.take_along_axis(flat, (yy * w + xx)[..., None], axis=-1)[..., 0]
-
-        # only interior peaks have both neighbours; at the border the shift would be one-sided
-        gx = np.where((x > 0) & (x < w - 1), np.sign(at(0, 1) - at(0, -1)), 0.0)
-        gy = np.where((y > 0) & (y < h - 1), np.sign(at(1, 0) - at(-1, 0)), 0.0)
-        xy += 0.25 * np.stack([gx, gy], axis=-1)
-    elif refine != "none":
-        raise ValueError(f"unknown refine {refine!r}")
-    return xy, peak
 
 
 class HeatmapArgmaxDecoder(Decoder):
@@ -100,6 +67,6 @@ class HeatmapArgmaxDecoder(Decoder):
 
     def __call__(self, outputs: Mapping[str, NDArray]) -> Keypoints:
         hm = self.output(outputs, "heatmaps", 4)
-        cells, peak = argmax_2d(hm, self.refine)
+        cells, peak = argmax_decode(hm, self.refine)
         scores = sigmoid(peak.astype(np.float64)) if self.activation == "sigmoid" else peak.astype(np.float64)
-        return Keypoints(heatmap_to_input(cells, self.stride, self.alignment), scores)
+        return Keypoints(heatmap_to_crop(cells, self.stride, self.alignment), scores)

@@ -18,8 +18,7 @@ Alignment of the heatmap grid on the crop (``stride`` s = crop size / heatmap si
   built with ``int(x / s + 0.5)`` in an integer-centred frame), i.e. ``x = u s + 0.5`` here. Flipping is off
   by ``1 - 1/s`` cells under this convention (hence HRNet's one-cell ``shift_heatmap``).
 
-``perception_pkg/decoders/heatmap.py`` carries the same two formulas (``heatmap_to_input``); the tests
-check that the two agree, so a change to one is caught.
+The card-driven ``HeatmapArgmaxDecoder`` (``heatmap.py``) uses these functions; there is no second copy.
 """
 
 from __future__ import annotations
