@@ -145,18 +145,20 @@ LUMINAR_FIELDS = [
 ]
 
 
-def luminar_like_structured(n: int, seed: int = 0) -> np.ndarray:
-    """n points in the real Luminar bag's 32-byte layout (x, y, z, _, intensity, times, laser_id)."""
-    dtype = np.dtype(
-        {
-            "names": [f[0] for f in LUMINAR_FIELDS],
-            "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
-            "offsets": [f[1] for f in LUMINAR_FIELDS],
-            "itemsize": 32,
-        }
-    )
+LUMINAR_DTYPE = np.dtype(
+    {
+        "names": [f[0] for f in LUMINAR_FIELDS],
+        "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
+        "offsets": [f[1] for f in LUMINAR_FIELDS],
+        "itemsize": 32,
+    }
+)
+
+
+def luminar_like_structured(n: int, seed: int = 0, nan_fraction: float = 0.0) -> np.ndarray:
+    """Random points in the real Luminar driver's 32-byte layout (the shared bag's PointCloud2)."""
     rng = np.random.default_rng(seed)
-    pts = np.zeros(n, dtype=dtype)
+    pts = np.zeros(n, dtype=LUMINAR_DTYPE)
     pts["x"] = rng.uniform(0, 200, n)
     pts["y"] = rng.uniform(-50, 50, n)
     pts["z"] = rng.uniform(-3, 10, n)
@@ -164,6 +166,8 @@ def luminar_like_structured(n: int, seed: int = 0) -> np.ndarray:
     pts["time_sec"] = 1_604_515_190
     pts["time_nsec"] = rng.integers(0, 10**9, n)
     pts["laser_id"] = rng.integers(0, 640, n)
+    if nan_fraction:
+        pts["x"][rng.random(n) < nan_fraction] = np.nan
     return pts
 
 

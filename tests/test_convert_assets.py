@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_helpers import FLAVOURS, asset, flavour, header
+from convert_helpers import FLAVOURS, LUMINAR_DTYPE, asset, flavour, header
 
 from perception_pkg.bag import get_typestore
 from perception_pkg.ros.convert import (
@@ -12,15 +12,6 @@ from perception_pkg.ros.convert import (
     pointcloud_to_xyz,
     stamp_to_ns,
     xyz_to_pointcloud,
-)
-
-LUMINAR_DTYPE = np.dtype(
-    {
-        "names": ["x", "y", "z", "intensity", "time_sec", "time_nsec", "laser_id"],
-        "formats": ["<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<u2"],
-        "offsets": [0, 4, 8, 16, 20, 24, 28],
-        "itemsize": 32,
-    }
 )
 
 
