@@ -71,17 +71,15 @@ def replay_bag(
                 raise FileExistsError(f"output bag exists, remove it first: {out_bag}")
             writer = Writer(out_bag, version=8, storage_plugin=StoragePlugin.MCAP)
             writer.open()
-            if copy_inputs:
-                for c in reader.connections:
-                    if c.topic not in out_conns:
-                        out_conns[c.topic] = writer.add_connection(c.topic, c.msgtype, typestore=store)
+            wanted = [(c.topic, c.msgtype) for c in reader.connections] if copy_inputs else []
             for p in enabled:
                 for c in reader.connections:
                     if p.wants(c.topic, c.msgtype):
-                        for topic, msgtype in p.outputs_for(c.topic):
-                            out_conns.setdefault(
-                                topic, writer.add_connection(topic, msgtype, typestore=store)
-                            )
+                        wanted += p.outputs_for(c.topic)
+            # a bag may hold several connections on one topic (split recordings): one output each
+            for topic, msgtype in wanted:
+                if topic not in out_conns:
+                    out_conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
         timings: dict[str, list[float]] = {p.name: [] for p in enabled}
         failures: dict[str, int] = {p.name: 0 for p in enabled}
         bar = tqdm(total=reader.message_count, unit="msg", disable=not progress, desc=bag.name)
