@@ -14,7 +14,9 @@ from perception_pkg.preprocess.affine import AffineTransform
 class Detections:
     """Boxes of one image: ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``class_ids`` (N,) int.
 
-    ``keypoints`` (N, K, 3) holds x, y, score per keypoint for pose detectors (YOLOv8-pose), else None.
+    ``keypoints`` (N, K, 3) holds x, y, score per keypoint for pose detectors (YOLOv8-pose) and the 9
+    projected box vertices of RTM3D-style heads, else None. ``extras`` holds further per-row arrays that
+    no frame change affects (``dimensions`` (N, 3) h, w, l in metres, ``alpha`` (N,), ``depth`` (N,)).
     Rows are sorted by descending score.
     """
 
@@ -22,6 +24,7 @@ class Detections:
     scores: NDArray[np.float64]
     class_ids: NDArray[np.int64]
     keypoints: NDArray[np.float64] | None = None
+    extras: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, num_keypoints: int | None = None) -> Detections:
@@ -37,7 +40,7 @@ class Detections:
         if kp is not None:
             xy = transform.apply_points(kp[..., :2])
             kp = np.concatenate([xy, kp[..., 2:]], axis=-1)
-        return Detections(transform.apply_boxes(self.boxes), self.scores, self.class_ids, kp)
+        return Detections(transform.apply_boxes(self.boxes), self.scores, self.class_ids, kp, self.extras)
 
     def clipped(self, hw: tuple[int, int]) -> Detections:
         """Boxes clipped to an image of size ``hw`` (keypoints are left alone: they may lie outside)."""
@@ -45,7 +48,13 @@ class Detections:
         boxes = self.boxes.copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes, self.scores, self.class_ids, self.keypoints)
+        return Detections(boxes, self.scores, self.class_ids, self.keypoints, self.extras)
+
+    def select(self, rows: NDArray) -> Detections:
+        """The detections at ``rows`` (an index array or boolean mask), extras included."""
+        kp = None if self.keypoints is None else self.keypoints[rows]
+        extras = {k: v[rows] for k, v in self.extras.items()}
+        return Detections(self.boxes[rows], self.scores[rows], self.class_ids[rows], kp, extras)
 
 
 @dataclass(frozen=True)

@@ -162,9 +162,10 @@ def solve_boxes3d(
     confidences: np.ndarray | None = None,
     yaw_prior: np.ndarray | None = None,
     depth: np.ndarray | None = None,
+    dims_std: np.ndarray | None = None,
     **kwargs: object,
 ) -> list[Solution3D]:
-    """Solve N objects: keypoints (N, 9, 2), dims_prior (N, 3), optional (N, 9), (N,), (N,).
+    """Solve N objects: keypoints (N, 9, 2), dims_prior (N, 3), optional (N, 9), (N,), (N,), (N, 3).
 
     A loop over objects (not pixels): each problem has 7 unknowns and a handful of LM iterations, so a
     batched block-diagonal solve would save little and complicate per-object convergence.
@@ -178,7 +179,8 @@ def solve_boxes3d(
         yp = None if yaw_prior is None or not np.isfinite(yaw_prior[i]) else float(yaw_prior[i])
         dp = None if depth is None or not np.isfinite(depth[i]) else float(depth[i])
         conf = None if confidences is None else np.asarray(confidences)[i]
-        out.append(solve_box3d(kps[i], P, dims[i], conf, yp, dp, **kwargs))  # type: ignore[arg-type]
+        std = None if dims_std is None else np.broadcast_to(np.asarray(dims_std, dtype=np.float64), (n, 3))[i]
+        out.append(solve_box3d(kps[i], P, dims[i], conf, yp, dp, dims_std=std, **kwargs))  # type: ignore[arg-type]
     return out
 
 

@@ -1,0 +1,11 @@
+"""Detection core: image (+ camera model) -> 2D detections and RTM3D 3D boxes. No rclpy."""
+
+from perception_pkg.detection.detector import (
+    DetectionResult,
+    Detector,
+    default_detector_card,
+    lift_boxes3d,
+    projection_matrix,
+)
+
+__all__ = ["DetectionResult", "Detector", "default_detector_card", "lift_boxes3d", "projection_matrix"]
