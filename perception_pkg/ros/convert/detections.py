@@ -1,0 +1,382 @@
+"""DetectionResult -> vision_msgs Detection2DArray / Detection3DArray and RViz MarkerArray (and back).
+
+No rclpy import: the message classes come from a :class:`DetectionMsgTypes` (``.rclpy()`` for a live
+node, ``.rosbags()`` for bag replay), so the node and the replay pipeline share these builders.
+
+Conventions (DESIGN.md §4):
+
+- Detection2D: ``bbox.center.position`` and ``size_x/size_y`` in source-image pixels (theta 0); one
+  result per detection, ``hypothesis.class_id`` the class *name*, ``score`` the detector score, and
+  ``pose.pose.position`` the box centre in pixels (z 0), as the simulator's ground truth writes it.
+- ``id`` is the detection's row in this frame ("0", "1", ...), identical in the 2D and 3D arrays, so a
+  3D box can be matched to its 2D box. It is not a track id (there is no tracker).
+- Detection3D: in the camera optical frame of the input (header = input header). The box is the same
+  one the simulator's ground truth describes (``perception_pkg.sim.bag``), so predictions and labels in
+  one bag compare directly:
+
+  * ``bbox.center.position`` = the box's geometric centre (KITTI's location is the bottom-face centre,
+    so the centre is ``(x, y - h/2, z)``);
+  * ``bbox.center.orientation`` turns the object frame (x forward along the length, y left along the
+    width, z up along the height: REP 103 for objects) into the camera frame; for a yaw ``rotation_y``
+    about camera +y that is ``R_y(rotation_y) @ R_x(+90 deg)``;
+  * ``bbox.size`` = (l, w, h) along the object's x, y, z.
+
+  Only rows with a finite 3D box are published (classes without 3D heads or failed solves are left
+  out); ``id`` tells which 2D row each one is.
+- Markers: per 3D box one LINE_LIST (12 edges + a cross on the front face) in namespace
+  ``detection_boxes`` and one TEXT_VIEW_FACING label in ``detection_labels``, id = row, per-class
+  colour (the annotated image uses the same colours), a ``lifetime`` so boxes of a stalled stream
+  vanish. No DELETEALL: the markers topic may be shared with other nodes (skeletons), and DELETEALL
+  would wipe theirs; instead the caller passes how many it sent last time and the surplus ids get an
+  explicit DELETE.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from perception_pkg.geometry3d.box3d import boxes_to_keypoints
+from perception_pkg.ros.convert._common import float_array, get_field, pack_bytes, pack_floats, str_field
+from perception_pkg.ros.convert.errors import MessageFormatError
+from perception_pkg.ros.convert.types import MsgTypes
+from perception_pkg.viz.detections import WIREFRAME_EDGES, class_colour
+
+if TYPE_CHECKING:  # the detector imports this package (CameraModel): a runtime import would be circular
+    from perception_pkg.detection.detector import DetectionResult
+
+_DET2D = "vision_msgs/msg/Detection2DArray"
+_DET3D = "vision_msgs/msg/Detection3DArray"
+MARKER_NS_BOXES = "detection_boxes"
+MARKER_NS_LABELS = "detection_labels"
+_SQRT_HALF = math.sqrt(0.5)
+
+# Message classes by ROS type name; the dataclass fields below are these names' last component.
+_NAMES = {
+    "Detection2DArray": "vision_msgs/msg/Detection2DArray",
+    "Detection2D": "vision_msgs/msg/Detection2D",
+    "BoundingBox2D": "vision_msgs/msg/BoundingBox2D",
+    "Pose2D": "vision_msgs/msg/Pose2D",
+    "Point2D": "vision_msgs/msg/Point2D",
+    "ObjectHypothesisWithPose": "vision_msgs/msg/ObjectHypothesisWithPose",
+    "ObjectHypothesis": "vision_msgs/msg/ObjectHypothesis",
+    "Detection3DArray": "vision_msgs/msg/Detection3DArray",
+    "Detection3D": "vision_msgs/msg/Detection3D",
+    "BoundingBox3D": "vision_msgs/msg/BoundingBox3D",
+    "Pose": "geometry_msgs/msg/Pose",
+    "PoseWithCovariance": "geometry_msgs/msg/PoseWithCovariance",
+    "Point": "geometry_msgs/msg/Point",
+    "Quaternion": "geometry_msgs/msg/Quaternion",
+    "Vector3": "geometry_msgs/msg/Vector3",
+    "MarkerArray": "visualization_msgs/msg/MarkerArray",
+    "Marker": "visualization_msgs/msg/Marker",
+    "MeshFile": "visualization_msgs/msg/MeshFile",
+    "ColorRGBA": "std_msgs/msg/ColorRGBA",
+    "Duration": "builtin_interfaces/msg/Duration",
+}
+
+
+@dataclass(frozen=True)
+class DetectionMsgTypes:
+    """The vision_msgs / geometry_msgs / visualization_msgs classes the detection builders need, plus
+    the sensor/std ones of :class:`MsgTypes` (``base``) for headers and images."""
+
+    base: MsgTypes
+    Detection2DArray: type
+    Detection2D: type
+    BoundingBox2D: type
+    Pose2D: type
+    Point2D: type
+    ObjectHypothesisWithPose: type
+    ObjectHypothesis: type
+    Detection3DArray: type
+    Detection3D: type
+    BoundingBox3D: type
+    Pose: type
+    PoseWithCovariance: type
+    Point: type
+    Quaternion: type
+    Vector3: type
+    MarkerArray: type
+    Marker: type
+    MeshFile: type
+    ColorRGBA: type
+    Duration: type
+
+    @classmethod
+    def rclpy(cls) -> DetectionMsgTypes:
+        """rclpy's generated classes (vision_msgs from apt or our wire-compatible subset)."""
+        import importlib
+
+        classes = {}
+        for field, name in _NAMES.items():
+            pkg, _, msg = name.split("/")
+            classes[field] = getattr(importlib.import_module(f"{pkg}.msg"), msg)
+        return cls(base=MsgTypes.rclpy(), **classes)
+
+    @classmethod
+    def rosbags(cls, typestore: Any = None) -> DetectionMsgTypes:
+        """rosbags dataclasses (default: the project's Jazzy typestore with vision_msgs registered)."""
+        if typestore is None:
+            from perception_pkg.bag import get_typestore
+
+            typestore = get_typestore()
+        t = typestore.types
+        return cls(base=MsgTypes.rosbags(typestore), **{f: t[n] for f, n in _NAMES.items()})
+
+
+# --- KITTI box <-> BoundingBox3D pose ---------------------------------------------------------------
+
+
+def kitti_to_bbox3d(
+    boxes: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(N, 7) KITTI ``[x, y, z, h, w, l, rotation_y]`` -> centres (N, 3), quaternions (N, 4) x, y, z, w,
+    sizes (N, 3) (l, w, h); see the module docstring for the frames.
+
+    The quaternion is q_y(ry) * q_x(90 deg) written out: sqrt(1/2) * (cos, sin, -sin, cos)(ry / 2).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    centres = b[:, 0:3].copy()
+    centres[:, 1] -= b[:, 3] / 2  # y points down: the centre is h/2 above the bottom face
+    half = b[:, 6] / 2
+    c, s = np.cos(half), np.sin(half)
+    quats = _SQRT_HALF * np.stack([c, s, -s, c], axis=1)
+    sizes = b[:, [5, 4, 3]]
+    return centres, quats, sizes
+
+
+def _quat_matrices(q: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(N, 4) x, y, z, w (any norm) -> (N, 3, 3) rotation matrices."""
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    x, y, z, w = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
+
+
+def bbox3d_to_kitti(
+    centres: NDArray[np.float64], quats: NDArray[np.float64], sizes: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Inverse of :func:`kitti_to_bbox3d`: (N, 7) KITTI boxes. Boxes that are not level (object z not
+    along camera -y) keep their heading's yaw; their tilt is dropped, as KITTI has no field for it."""
+    rot = _quat_matrices(np.asarray(quats, dtype=np.float64).reshape(-1, 4))
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 3)
+    heading = rot[:, :, 0]
+    ry = np.arctan2(-heading[:, 2], heading[:, 0])
+    bottom = centres - rot[:, :, 2] * (sizes[:, 2:3] / 2)
+    return np.concatenate([bottom, sizes[:, [2, 1, 0]], ry[:, None]], axis=1)
+
+
+# --- builders --------------------------------------------------------------------------------------
+
+
+def _pose(types: DetectionMsgTypes, xyz: Any, q: Any = (0.0, 0.0, 0.0, 1.0)) -> Any:
+    return types.Pose(
+        position=types.Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
+        orientation=types.Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+    )
+
+
+def _hypothesis(types: DetectionMsgTypes, label: str, score: float, pose: Any) -> Any:
+    return types.ObjectHypothesisWithPose(
+        hypothesis=types.ObjectHypothesis(class_id=label, score=float(score)),
+        pose=types.PoseWithCovariance(
+            pose=pose, covariance=pack_floats(types.PoseWithCovariance, np.zeros(36), fixed=True)
+        ),
+    )
+
+
+def detection2d_array(result: DetectionResult, header: Any, types: DetectionMsgTypes) -> Any:
+    """``vision_msgs/Detection2DArray`` of ``result`` (every row), stamped with ``header``."""
+    dets = result.detections
+    boxes = np.asarray(dets.boxes, dtype=np.float64)
+    centres = ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()
+    sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
+    scores = np.asarray(dets.scores, dtype=np.float64).tolist()
+    out = []
+    for i, label in enumerate(result.labels()):
+        (cx, cy), (sx, sy) = centres[i], sizes[i]
+        bbox = types.BoundingBox2D(
+            center=types.Pose2D(position=types.Point2D(x=cx, y=cy), theta=0.0), size_x=sx, size_y=sy
+        )
+        hyp = _hypothesis(types, label, scores[i], _pose(types, (cx, cy, 0.0)))
+        out.append(types.Detection2D(header=header, results=[hyp], bbox=bbox, id=str(i)))
+    return types.Detection2DArray(header=header, detections=out)
+
+
+def detection3d_array(result: DetectionResult, header: Any, types: DetectionMsgTypes) -> Any:
+    """``vision_msgs/Detection3DArray`` of the rows of ``result`` with a finite 3D box (none when
+    ``result.boxes3d`` is None). ``header`` should be the camera's (optical frame) header."""
+    if result.boxes3d is None:
+        return types.Detection3DArray(header=header, detections=[])
+    boxes3d = np.asarray(result.boxes3d, dtype=np.float64).reshape(-1, 7)
+    rows = np.flatnonzero(np.all(np.isfinite(boxes3d), axis=1))
+    centres, quats, sizes = kitti_to_bbox3d(boxes3d[rows])
+    labels = result.labels()
+    scores = result.detections.scores
+    out = []
+    for j, r in enumerate(rows.tolist()):
+        pose = _pose(types, centres[j], quats[j])
+        l_, w_, h_ = sizes[j].tolist()
+        bbox = types.BoundingBox3D(center=pose, size=types.Vector3(x=l_, y=w_, z=h_))
+        hyp = _hypothesis(types, labels[r], scores[r], _pose(types, centres[j], quats[j]))
+        out.append(types.Detection3D(header=header, results=[hyp], bbox=bbox, id=str(r)))
+    return types.Detection3DArray(header=header, detections=out)
+
+
+def _marker(
+    types: DetectionMsgTypes,
+    header: Any,
+    ns: str,
+    mid: int,
+    action: int,
+    *,
+    kind: int = 0,
+    points: list | None = None,
+    scale: float = 0.0,
+    rgba: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    lifetime_s: float = 0.0,
+    text: str = "",
+    pose: Any = None,
+) -> Any:
+    """A Marker with every field given (rosbags classes have no defaults)."""
+    sec, nanosec = divmod(round(lifetime_s * 1e9), 1_000_000_000)
+    empty = np.zeros(0, dtype=np.uint8)
+    return types.Marker(
+        header=header,
+        ns=ns,
+        id=int(mid),
+        type=int(kind),
+        action=int(action),
+        pose=pose if pose is not None else _pose(types, (0.0, 0.0, 0.0)),
+        scale=types.Vector3(x=float(scale), y=float(scale), z=float(scale)),
+        color=types.ColorRGBA(r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]),
+        lifetime=types.Duration(sec=sec, nanosec=nanosec),
+        frame_locked=False,
+        points=points or [],
+        colors=[],
+        texture_resource="",
+        texture=types.base.CompressedImage(
+            header=types.base.Header(stamp=types.base.Time(sec=0, nanosec=0), frame_id=""),
+            format="",
+            data=pack_bytes(types.base.CompressedImage, empty),
+        ),
+        uv_coordinates=[],
+        text=text,
+        mesh_resource="",
+        mesh_file=types.MeshFile(filename="", data=pack_bytes(types.MeshFile, empty)),
+        mesh_use_embedded_materials=False,
+    )
+
+
+def detection_markers(
+    result: DetectionResult,
+    header: Any,
+    types: DetectionMsgTypes,
+    *,
+    lifetime_s: float = 0.5,
+    line_width: float = 0.05,
+    text_height: float = 0.4,
+    previous_count: int = 0,
+) -> Any:
+    """``visualization_msgs/MarkerArray``: a wireframe and a label per finite 3D box (id = its row),
+    then DELETE for ids ``len(result) .. previous_count - 1`` left over from the previous call."""
+    marker_cls = types.Marker
+    add, delete = int(marker_cls.ADD), int(marker_cls.DELETE)
+    markers = []
+    n = len(result)
+    if result.boxes3d is not None and n:
+        boxes3d = np.asarray(result.boxes3d, dtype=np.float64).reshape(-1, 7)
+        rows = np.flatnonzero(np.all(np.isfinite(boxes3d), axis=1))
+        corners = boxes_to_keypoints(boxes3d[rows])[:, :8]  # (M, 8, 3)
+        segments = corners[:, WIREFRAME_EDGES.reshape(-1)].tolist()  # (M, 2E, 3): LINE_LIST pairs
+        tops = boxes3d[rows, :3].copy()
+        tops[:, 1] -= boxes3d[rows, 3] + text_height  # just above the top face (y down)
+        labels = result.labels()
+        scores = result.detections.scores
+        cids = result.detections.class_ids
+        for j, r in enumerate(rows.tolist()):
+            rgba = (*class_colour(int(cids[r])), 1.0)
+            pts = [types.Point(x=p[0], y=p[1], z=p[2]) for p in segments[j]]
+            markers.append(
+                _marker(types, header, MARKER_NS_BOXES, r, add, kind=int(marker_cls.LINE_LIST),
+                        points=pts, scale=line_width, rgba=rgba, lifetime_s=lifetime_s)
+            )  # fmt: skip
+            markers.append(
+                _marker(types, header, MARKER_NS_LABELS, r, add, kind=int(marker_cls.TEXT_VIEW_FACING),
+                        scale=text_height, rgba=rgba, lifetime_s=lifetime_s,
+                        text=f"{labels[r]} {scores[r]:.2f}", pose=_pose(types, tops[j]))
+            )  # fmt: skip
+        # rows without a 3D box this frame may have had one before: delete those ids too
+        stale = np.setdiff1d(np.arange(n), rows).tolist()
+    else:
+        stale = list(range(n))
+    stale += list(range(n, int(previous_count)))
+    for r in stale:
+        for ns in (MARKER_NS_BOXES, MARKER_NS_LABELS):
+            markers.append(_marker(types, header, ns, r, delete))
+    return types.MarkerArray(markers=markers)
+
+
+# --- readers (evaluation, tests, replay reports) ----------------------------------------------------
+
+
+def _best_result(det: Any, msg_type: str, i: int) -> tuple[str, float]:
+    results = get_field(det, "results", msg_type, f"detections[{i}].results")
+    if len(results) == 0:
+        return "", float("nan")
+    hyp = get_field(results[0], "hypothesis", msg_type, f"detections[{i}].results[0].hypothesis")
+    label = str_field(hyp, "class_id", msg_type, f"detections[{i}].results[0].hypothesis.class_id")
+    return label, float(get_field(hyp, "score", msg_type, f"detections[{i}].results[0].hypothesis.score"))
+
+
+def detection2d_array_to_xyxy(msg: Any) -> tuple[NDArray[np.float64], NDArray[np.float64], list[str]]:
+    """Boxes (N, 4) xyxy pixels, scores (N,) and class names from a Detection2DArray (first result of
+    each detection; an empty ``results`` gives label "" and score NaN)."""
+    dets = get_field(msg, "detections", _DET2D)
+    n = len(dets)
+    vals = np.empty((n, 4))
+    scores = np.empty(n)
+    labels = []
+    for i, d in enumerate(dets):
+        bbox = get_field(d, "bbox", _DET2D, f"detections[{i}].bbox")
+        pos = bbox.center.position
+        vals[i] = (pos.x, pos.y, bbox.size_x, bbox.size_y)
+        labels.append("")
+        labels[i], scores[i] = _best_result(d, _DET2D, i)
+    boxes = np.concatenate([vals[:, :2] - vals[:, 2:] / 2, vals[:, :2] + vals[:, 2:] / 2], axis=1)
+    return boxes, scores, labels
+
+
+def detection3d_array_to_kitti(
+    msg: Any,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], list[str], list[str]]:
+    """KITTI boxes (N, 7), scores (N,), class names and ids from a Detection3DArray in a camera
+    optical frame (the inverse of :func:`detection3d_array`)."""
+    dets = get_field(msg, "detections", _DET3D)
+    n = len(dets)
+    centres, quats, sizes = np.empty((n, 3)), np.empty((n, 4)), np.empty((n, 3))
+    scores = np.empty(n)
+    labels, ids = [], []
+    for i, d in enumerate(dets):
+        bbox = get_field(d, "bbox", _DET3D, f"detections[{i}].bbox")
+        p, q, s = bbox.center.position, bbox.center.orientation, bbox.size
+        centres[i], quats[i], sizes[i] = (p.x, p.y, p.z), (q.x, q.y, q.z, q.w), (s.x, s.y, s.z)
+        label, scores[i] = _best_result(d, _DET3D, i)
+        labels.append(label)
+        ids.append(str_field(d, "id", _DET3D, f"detections[{i}].id"))
+    if n and not np.all(np.linalg.norm(quats, axis=1) > 0):
+        raise MessageFormatError(_DET3D, "bbox.center.orientation", "a non-zero quaternion", "zero")
+    float_array(centres.reshape(-1), _DET3D, "bbox.center.position")  # finite check, names the field
+    return bbox3d_to_kitti(centres, quats, sizes) if n else np.zeros((0, 7)), scores, labels, ids

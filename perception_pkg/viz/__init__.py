@@ -1,0 +1,1 @@
+"""Drawing results onto images (numpy + OpenCV, no ROS): debug images for nodes, replay and reports."""
