@@ -4,6 +4,11 @@ Both COCO AP and TIDE take per-image lists aligned by index:
 
 - ground truth ``gts[i] = {"boxes": (N, 4) xyxy pixels, "labels": (N,) int}``
 - detections ``dets[i] = {"boxes": (M, 4) xyxy, "scores": (M,), "labels": (M,) int}``
+
+A ground-truth frame may also carry ``"ignore": (N,) bool``: objects too small or too hidden to be fair.
+An ignored GT is neither a positive nor a miss, and a detection that matches no kept GT but covers an
+ignored GT of its class (intersection over the *detection's* area >= the IoU threshold, pycocotools'
+rule for ``iscrowd`` boxes) is dropped: neither true nor false positive.
 """
 
 from __future__ import annotations
@@ -26,6 +31,34 @@ def as_arrays(frame: Frame, with_scores: bool) -> tuple[np.ndarray, np.ndarray, 
     if not (len(boxes) == len(labels) == len(scores)):
         raise ValueError(f"boxes/labels/scores lengths differ: {len(boxes)}, {len(labels)}, {len(scores)}")
     return boxes, labels, scores
+
+
+def ignore_flags(frame: Frame, n: int) -> np.ndarray:
+    """``frame["ignore"]`` as an (n,) bool array; all False when the frame has none."""
+    if "ignore" not in frame or frame["ignore"] is None:
+        return np.zeros(n, bool)
+    flags = np.asarray(frame["ignore"], dtype=bool).reshape(-1)
+    if len(flags) != n:
+        raise ValueError(f"ignore has {len(flags)} flags for {n} ground-truth boxes")
+    return flags
+
+
+def ioa_xyxy(dets: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Pairwise ``(N, M)`` intersection over the detection's area: pycocotools' IoU for crowd regions."""
+    dets = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    regions = np.asarray(regions, dtype=np.float64).reshape(-1, 4)
+    iw = np.clip(
+        np.minimum(dets[:, None, 2], regions[None, :, 2]) - np.maximum(dets[:, None, 0], regions[None, :, 0]),
+        0,
+        None,
+    )
+    ih = np.clip(
+        np.minimum(dets[:, None, 3], regions[None, :, 3]) - np.maximum(dets[:, None, 1], regions[None, :, 1]),
+        0,
+        None,
+    )
+    area = ((dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1]))[:, None]
+    return np.where(area > 0, iw * ih / np.where(area > 0, area, 1.0), 0.0)
 
 
 def iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:

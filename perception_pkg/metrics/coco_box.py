@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from perception_pkg.metrics.boxes2d import Frame, as_arrays, check_aligned
+from perception_pkg.metrics.boxes2d import Frame, as_arrays, check_aligned, ignore_flags
 
 _STAT_NAMES = (
     "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
@@ -26,6 +26,9 @@ def coco_box_ap(
     ``per_class`` {name: {"AP", "AP50"}} and ``pr50`` {name: 101 precisions at recall 0..1, IoU 0.5}.
 
     Class ids are the ``labels`` values; ``class_names[label]`` names them (else ``str(label)``).
+    Ground truth flagged ``ignore`` goes to pycocotools as ``iscrowd = 1``, which is exactly the rule
+    in :mod:`.boxes2d`: never a positive, and detections it absorbs are neither TP nor FP. ``num_gt``
+    counts the kept ground truth, ``num_ignored`` the rest.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -33,14 +36,17 @@ def coco_box_ap(
     check_aligned(gts, dets)
     images, anns, rows = [], [], []
     labels_seen: set[int] = set()
+    num_ignored = 0
     for img_id, (gt, det) in enumerate(zip(gts, dets, strict=True)):
         # pycocotools wants image sizes only for segmentation; boxes need an entry per image
         images.append({"id": img_id, "width": 0, "height": 0})
         boxes, labels, _ = as_arrays(gt, with_scores=False)
-        for b, c in zip(boxes, labels, strict=True):
+        ignore = ignore_flags(gt, len(boxes))
+        num_ignored += int(ignore.sum())
+        for b, c, ig in zip(boxes, labels, ignore, strict=True):
             w, h = b[2] - b[0], b[3] - b[1]
             anns.append(
-                {"id": len(anns) + 1, "image_id": img_id, "category_id": int(c), "iscrowd": 0,
+                {"id": len(anns) + 1, "image_id": img_id, "category_id": int(c), "iscrowd": int(ig),
                  "bbox": [float(b[0]), float(b[1]), float(w), float(h)], "area": float(w * h)}
             )  # fmt: skip
             labels_seen.add(int(c))
@@ -54,8 +60,9 @@ def coco_box_ap(
         return class_names[c] if class_names is not None and 0 <= c < len(class_names) else str(c)
 
     empty: dict[str, object] = {k: 0.0 for k in _STAT_NAMES}
-    empty.update(per_class={}, pr50={}, num_gt=len(anns), num_det=len(rows))
-    if not rows or not anns:
+    num_gt = len(anns) - num_ignored
+    empty.update(per_class={}, pr50={}, num_gt=num_gt, num_ignored=num_ignored, num_det=len(rows))
+    if not rows or not num_gt:
         return empty
     coco_gt = COCO()
     coco_gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": c} for c in cats]}
@@ -77,5 +84,5 @@ def coco_box_ap(
             continue
         per_class[name(c)] = {"AP": float(p_all[p_all > -1].mean()), "AP50": float(p50[p50 > -1].mean())}
         pr50[name(c)] = np.clip(p50, 0, None).tolist()
-    out.update(per_class=per_class, pr50=pr50, num_gt=len(anns), num_det=len(rows))
+    out.update(per_class=per_class, pr50=pr50, num_gt=num_gt, num_ignored=num_ignored, num_det=len(rows))
     return out

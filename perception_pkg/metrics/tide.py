@@ -21,9 +21,14 @@ AP is the COCO 101-point interpolated AP x 100, averaged over classes that have 
 (a class with detections but no GT scores 0, as in ``tidecv``).
 
 Where this differs from ``tidecv`` 1.0.1 on purpose: detections on images with no GT entry at all are
-evaluated (as Bkg) rather than skipped, since the image list here is explicit. Ignore regions / crowd
-boxes are not supported (our datasets have none). Ties in score are broken by image then rank order,
-which can differ from tidecv's dict order only when two detections have exactly equal scores.
+evaluated (as Bkg) rather than skipped, since the image list here is explicit. Ignored ground truth
+(``"ignore"`` flags, :mod:`.boxes2d`) follows pycocotools' crowd rule: after matching against the kept
+GT, a detection left unmatched whose intersection with a same-class ignored box covers >= t_f of its
+own area is dropped from everything, AP and error types alike; the result is exactly this analysis run
+without the ignored GT and those detections. tidecv's ignore regions differ: it uses > t_f, still files
+the ignored detections as errors, and its oracles then put them back as false positives.
+Ties in score are broken by image then rank order, which can differ from tidecv's dict order only
+when two detections have exactly equal scores.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from perception_pkg.metrics.boxes2d import Frame, as_arrays, check_aligned, iou_xyxy
+from perception_pkg.metrics.boxes2d import Frame, as_arrays, check_aligned, ignore_flags, ioa_xyxy, iou_xyxy
 
 MAIN_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")
 SPECIAL_ERRORS = ("FP", "FN")
@@ -75,8 +80,13 @@ class TideAnalysis:
         d_cls, d_score, d_tp, d_err, d_target = [], [], [], [], []
         g_cls, g_used, g_usable = [], [], []
         g_offset = 0
+        self.num_ignored_gt = self.num_ignored_dets = 0
         for gt, det in zip(gts, dets, strict=True):
             gb, gl, _ = as_arrays(gt, with_scores=False)
+            ig = ignore_flags(gt, len(gb))
+            igb, igl = gb[ig], gl[ig]
+            gb, gl = gb[~ig], gl[~ig]
+            self.num_ignored_gt += int(ig.sum())
             db, dl, ds = as_arrays(det, with_scores=True)
             order = np.argsort(-ds, kind="stable")[:max_dets]
             db, dl, ds = db[order], dl[order], ds[order]
@@ -92,6 +102,18 @@ class TideAnalysis:
                 if buf[d, g] >= pos_thresh:
                     tp[d], used[g] = True, True
                     buf[:, g] = 0.0
+            if len(igb) and n_d:
+                # an unmatched detection never took a GT from another one, so dropping it after the
+                # matching leaves every other match as it was
+                absorbed = ~tp & np.any(
+                    (ioa_xyxy(db, igb) >= pos_thresh) & (dl[:, None] == igl[None, :]), axis=1
+                )
+                if absorbed.any():
+                    k = ~absorbed
+                    db, dl, ds, tp = db[k], dl[k], ds[k], tp[k]
+                    iou, same, cls_iou = iou[k], same[k], cls_iou[k]
+                    n_d = len(db)
+                    self.num_ignored_dets += int(absorbed.sum())
             err = np.full(n_d, _NONE)
             target = np.full(n_d, _NONE)  # global GT index a Cls/Loc oracle would claim, -1 if suppressed
             usable = np.zeros(n_g, bool)
@@ -202,6 +224,7 @@ class TideAnalysis:
             "main_dAP": main,
             "special_dAP": special,
             "counts": self.counts(),
+            "ignored": {"gt": self.num_ignored_gt, "detections": self.num_ignored_dets},
         }
 
 
