@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "bench": "perception_pkg.cli.bench_cmd",
     "build-engine": "perception_pkg.cli.engine_cmd",
     "demo": "perception_pkg.cli.replay_cmd",
+    "eval": "perception_pkg.cli.eval_cmd",
     "replay": "perception_pkg.cli.replay_cmd",
     "run": "perception_pkg.cli.run_cmd",
     "sim": "perception_pkg.cli.sim_cmd",
