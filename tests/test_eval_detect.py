@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("open3d")
 
-from perception_pkg.cli.main import main as cli_main  # noqa: E402
-from perception_pkg.decoders.types import Detections  # noqa: E402
-from perception_pkg.detection import DetectionResult  # noqa: E402
-from perception_pkg.evaluation.detect import (  # noqa: E402
+from perception_pkg.cli.main import main as cli_main
+from perception_pkg.decoders.types import Detections
+from perception_pkg.detection import DetectionResult
+from perception_pkg.evaluation.detect import (
     EvalSettings,
     evaluate,
     load_dataset,
@@ -23,7 +23,7 @@ from perception_pkg.evaluation.detect import (  # noqa: E402
     run_on_dataset,
     write_report,
 )
-from perception_pkg.sim import SceneConfig, generate  # noqa: E402
+from perception_pkg.sim import SceneConfig, generate
 
 W, H = 320, 240
 
