@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from perception_pkg.pointcloud import CloudFilter
+from perception_pkg.replay.detection_pipeline import detection_pipeline
 from perception_pkg.ros.convert import MsgTypes, pointcloud_to_structured, structured_to_pointcloud
 
 
@@ -54,4 +55,5 @@ def _cloud_filter(types: MsgTypes, params: dict[str, Any]) -> ReplayPipeline:
 # so it runs only for enabled pipelines
 PIPELINES: dict[str, Callable[[MsgTypes, dict[str, Any]], ReplayPipeline]] = {
     "cloud_filter": _cloud_filter,
+    "detection": detection_pipeline,
 }
