@@ -2,6 +2,7 @@
 
     ros2 launch perception_pkg perception.launch.py
     ros2 launch perception_pkg perception.launch.py params_file:=/path/my.yaml nodes:=cloud_filter
+    ros2 launch perception_pkg perception.launch.py nodes:=pose   # pose: set pose.detections_topic or detector_card
     ros2 launch perception_pkg perception.launch.py container:=false   # one process per node
 
 By default all nodes share one process with a multi-threaded executor (`perception run`), the Python
@@ -42,7 +43,7 @@ def generate_launch_description() -> LaunchDescription:
     actions = [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "perception.yaml")),
         DeclareLaunchArgument(
-            "nodes", default_value="cloud_filter", description="comma-separated node names"
+            "nodes", default_value="cloud_filter,pose", description="comma-separated node names"
         ),
         DeclareLaunchArgument(
             "container",

@@ -2,4 +2,5 @@
 
 NODES: dict[str, str] = {
     "cloud_filter": "perception_pkg.ros.nodes.cloud_filter:CloudFilterNode",
+    "pose": "perception_pkg.ros.nodes.pose:PoseNode",
 }
