@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from perception_pkg.pointcloud import CloudFilter
 from perception_pkg.replay.detection_pipeline import detection_pipeline
+from perception_pkg.replay.pose_pipeline import make_pose_pipeline
 from perception_pkg.ros.convert import MsgTypes, pointcloud_to_structured, structured_to_pointcloud
 
 
@@ -56,4 +57,5 @@ def _cloud_filter(types: MsgTypes, params: dict[str, Any]) -> ReplayPipeline:
 PIPELINES: dict[str, Callable[[MsgTypes, dict[str, Any]], ReplayPipeline]] = {
     "cloud_filter": _cloud_filter,
     "detection": detection_pipeline,
+    "pose": make_pose_pipeline,
 }
