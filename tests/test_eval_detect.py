@@ -136,8 +136,15 @@ def _planted_yolox_card(tmp_path: Path, sim: Path) -> Path:
     return write_model(module, card, tmp_path / "model")
 
 
-def test_cli_planted_detector_on_dataset_and_bag(sim: Path, tmp_path: Path, capsys) -> None:
-    card = _planted_yolox_card(tmp_path, sim)
+@pytest.fixture(scope="module")
+def planted_card(sim: Path, tmp_path_factory) -> Path:
+    return _planted_yolox_card(tmp_path_factory.mktemp("planted"), sim)
+
+
+def test_cli_planted_detector_on_dataset_and_bag(
+    sim: Path, planted_card: Path, tmp_path: Path, capsys
+) -> None:
+    card = planted_card
     for source, out in ((sim / "dataset", tmp_path / "ds"), (sim / "bag", tmp_path / "bag")):
         args = ["eval", "detect", str(source), "--card", str(card), "--backend", "onnxruntime"]
         assert cli_main([*args, "--threads", "1", "--max-frames", "1", "--out", str(out)]) == 0
@@ -177,3 +184,22 @@ def test_cli_scores_detections_already_in_a_bag(sim: Path, tmp_path: Path) -> No
     assert report["filtered"]["coco"]["AP"] < 1.0  # the half-pixel shift costs at IoU 0.75+
     assert report["filtered"]["kitti3d"]["AP"]["AP3D@0.7"] == pytest.approx(1.0)
     assert not (out / "tide.png").exists()
+
+
+def test_cli_scores_a_replay_output_bag(sim: Path, planted_card: Path, tmp_path: Path) -> None:
+    """``perception replay`` with the detection pipeline writes /detection/detections_2d next to the copied
+    ground truth; scoring that topic gives what running the detector here gives (frame 0: AP50 1)."""
+    from perception_pkg.replay import replay_bag
+
+    card = planted_card
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"detection:\n  ros__parameters:\n    model_card: {card}\n    backend: onnxruntime\n    threads: 1\n"
+    )
+    replay_bag(sim / "bag", tmp_path / "replay", ["detection"], params_file=params, progress=False)
+    out = tmp_path / "scored"
+    args = ["eval", "detect", str(tmp_path / "replay" / "bag"), "--out", str(out), "--no-plots"]
+    assert cli_main([*args, "--detections-topic", "/detection/detections_2d", "--max-frames", "1"]) == 0
+    report = json.loads((out / "detect_report.json").read_text())
+    assert report["filtered"]["coco"]["AP"] == pytest.approx(1.0)
+    assert report["unfiltered"]["coco"]["AP50"] == pytest.approx(1.0)

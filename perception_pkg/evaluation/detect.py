@@ -343,61 +343,22 @@ def load_dataset(root: str | Path, subset: str = "clean") -> DatasetFrames:
     )
 
 
-def box3d_from_pose(position: Any, orientation: Any, size: Any) -> NDArray[np.float64]:
-    """KITTI ``[x, y, z, h, w, l, ry]`` of a vision_msgs box in the camera optical frame whose pose
-    turns the object frame (x length, y width, z up) into the camera frame and ``size`` = (l, w, h)
-    (the simulator's convention, ``sim/bag.py``; the inverse of ``Box3D.kitti``)."""
-    from scipy.spatial.transform import Rotation
-
-    R = Rotation.from_quat([orientation.x, orientation.y, orientation.z, orientation.w]).as_matrix()
-    centre = np.array([position.x, position.y, position.z], dtype=np.float64)
-    l, w, h = float(size.x), float(size.y), float(size.z)  # noqa: E741
-    bottom = centre - R[:, 2] * (h / 2)
-    ry = float(np.arctan2(-R[2, 0], R[0, 0]))
-    ry = (ry + np.pi) % (2 * np.pi) - np.pi
-    return np.array([*bottom, h, w, l, ry])
-
-
-def _hyp(det: Any) -> tuple[str, float]:
-    """Best hypothesis (class name, score) of a vision_msgs detection."""
-    if not det.results:
-        return "", 0.0
-    best = max(det.results, key=lambda r: r.hypothesis.score)
-    return str(best.hypothesis.class_id), float(best.hypothesis.score)
-
-
 def detections2d_from_msg(msg: Any, shift: float = 0.0) -> tuple[NDArray, NDArray, NDArray, list[str]]:
-    """(boxes xyxy (N, 4) + shift, scores, classes, ids) of a Detection2DArray."""
-    n = len(msg.detections)
-    boxes = np.zeros((n, 4))
-    scores = np.zeros(n)
-    classes, ids = [], []
-    for i, d in enumerate(msg.detections):
-        c = d.bbox.center.position
-        boxes[i] = [
-            c.x - d.bbox.size_x / 2,
-            c.y - d.bbox.size_y / 2,
-            c.x + d.bbox.size_x / 2,
-            c.y + d.bbox.size_y / 2,
-        ]
-        cls, scores[i] = _hyp(d)
-        classes.append(cls)
-        ids.append(str(d.id))
-    return boxes + shift, scores, np.array(classes, dtype=str), ids
+    """(boxes xyxy (N, 4) + shift, scores, class names, ids) of a Detection2DArray."""
+    from perception_pkg.ros.convert.detections import detection2d_array_to_xyxy
+
+    boxes, scores, labels = detection2d_array_to_xyxy(msg)
+    ids = [str(d.id) for d in msg.detections]
+    return boxes + shift, scores, np.array(labels, dtype=str).reshape(-1), ids
 
 
 def detections3d_from_msg(msg: Any) -> tuple[NDArray, NDArray, NDArray, list[str]]:
-    """(KITTI boxes (N, 7), scores, classes, ids) of a camera-frame Detection3DArray."""
-    n = len(msg.detections)
-    boxes = np.zeros((n, 7))
-    scores = np.zeros(n)
-    classes, ids = [], []
-    for i, d in enumerate(msg.detections):
-        boxes[i] = box3d_from_pose(d.bbox.center.position, d.bbox.center.orientation, d.bbox.size)
-        cls, scores[i] = _hyp(d)
-        classes.append(cls)
-        ids.append(str(d.id))
-    return boxes, scores, np.array(classes, dtype=str), ids
+    """(KITTI boxes (N, 7), scores, class names, ids) of a camera-frame Detection3DArray (the box
+    convention the simulator's ground truth and the detection node share)."""
+    from perception_pkg.ros.convert.detections import detection3d_array_to_kitti
+
+    boxes, scores, labels, ids = detection3d_array_to_kitti(msg)
+    return boxes, scores, np.array(labels, dtype=str).reshape(-1), ids
 
 
 @dataclass
@@ -674,7 +635,6 @@ __all__ = [
     "GroundTruth",
     "Predictions",
     "RunStats",
-    "box3d_from_pose",
     "evaluate",
     "ignore_reasons",
     "load_dataset",
