@@ -2,6 +2,7 @@
 
     ros2 launch perception_pkg perception.launch.py
     ros2 launch perception_pkg perception.launch.py params_file:=/path/my.yaml nodes:=cloud_filter
+    ros2 launch perception_pkg perception.launch.py nodes:=detection   # camera detection only
     ros2 launch perception_pkg perception.launch.py nodes:=pose   # pose: set pose.detections_topic or detector_card
     ros2 launch perception_pkg perception.launch.py container:=false   # one process per node
 
@@ -43,7 +44,10 @@ def generate_launch_description() -> LaunchDescription:
     actions = [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "perception.yaml")),
         DeclareLaunchArgument(
-            "nodes", default_value="cloud_filter,pose", description="comma-separated node names"
+            "nodes",
+            # pose takes its person boxes from detection (/detection/detections_2d) unless configured
+            default_value="cloud_filter,detection,pose",
+            description="comma-separated node names: cloud_filter, detection, pose",
         ),
         DeclareLaunchArgument(
             "container",

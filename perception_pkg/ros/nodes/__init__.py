@@ -2,5 +2,6 @@
 
 NODES: dict[str, str] = {
     "cloud_filter": "perception_pkg.ros.nodes.cloud_filter:CloudFilterNode",
+    "detection": "perception_pkg.ros.nodes.detection:DetectionNode",
     "pose": "perception_pkg.ros.nodes.pose:PoseNode",
 }
