@@ -16,6 +16,8 @@ DECODERS: dict[str, str] = {
     "centernet": "perception_pkg.decoders.centernet:CenterNetDecoder",
     "heatmap_argmax": "perception_pkg.decoders.heatmap:HeatmapArgmaxDecoder",
     "image": "perception_pkg.decoders.image:ImageDecoder",
+    "integral": "perception_pkg.decoders.pose_decoders:IntegralDecoder",
+    "mass_displacement": "perception_pkg.decoders.pose_decoders:MassDisplacementDecoder",
     "raw": "perception_pkg.decoders.image:RawDecoder",
     "yolov8": "perception_pkg.decoders.yolov8:Yolov8Decoder",
     "yolov8_pose": "perception_pkg.decoders.yolov8:Yolov8PoseDecoder",
