@@ -161,7 +161,7 @@ class DetectionNode(PerceptionNode):
         self.create_subscription(CameraInfo, info_topic, self._on_camera_info, self.input_qos)
         self.subscribe_input(CompressedImage if self.compressed else Image, image_topic)
         self.get_logger().info(
-            f"{self.detector.card.name} on {self.detector.runner.engine!r}: {image_topic}"
+            f"{self.detector.card.name} on {_describe(self.detector)}: {image_topic}"
             f"{' (compressed)' if self.compressed else ''} -> {out['detections_2d_topic']}"
             f"{', 3D with ' + info_topic if self.lifts_3d else ''}"
         )
@@ -202,6 +202,11 @@ class DetectionNode(PerceptionNode):
             drawn = draw_detections(image, result, camera)
             self._pub_annotated.publish(array_to_image(drawn, "bgr8", header, types.base))
         self.stats.on_frame(problem if self.lifts_3d else "", len(result), result.timings)
+
+
+def _describe(detector: Detector) -> str:
+    engine = detector.runner.engine
+    return engine.describe() if hasattr(engine, "describe") else str(engine)
 
 
 def main(args: list[str] | None = None) -> None:
