@@ -104,6 +104,13 @@ class CenterNetDecoder(Decoder):
         ]
 
     def _one(self, heat: NDArray, size: NDArray, offset: NDArray | None) -> Detections:
+        cls, _, _, score, boxes = self.peaks(heat, size, offset)
+        return Detections(boxes, score, cls.astype(np.int64))
+
+    def peaks(
+        self, heat: NDArray, size: NDArray, offset: NDArray | None
+    ) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
+        """One image's detections as (class, cell row, cell col, score, boxes xyxy in input pixels)."""
         # sigmoid is monotonic: find peaks on the logits and activate only the K survivors
         if self.activation == "sigmoid":
             cls, y, x, logit = heatmap_peaks(heat, self.top_k, _logit(self.threshold) - 1e-6)
@@ -121,5 +128,5 @@ class CenterNetDecoder(Decoder):
         boxes = np.concatenate([centre - wh / 2, centre + wh / 2], axis=1)
         if self.nms_iou is not None:
             keep = nms(boxes, score, self.nms_iou, cls)
-            boxes, score, cls = boxes[keep], score[keep], cls[keep]
-        return Detections(boxes, score, cls.astype(np.int64))
+            boxes, score, cls, y, x = boxes[keep], score[keep], cls[keep], y[keep], x[keep]
+        return cls, y, x, score, boxes

@@ -95,7 +95,7 @@ class Detector:
 
     @property
     def has_3d(self) -> bool:
-        return self.runner.decoder.p.get("keypoints_3d", False) is True
+        return getattr(self.runner.decoder, "gives_3d", False) is True
 
     def __call__(self, image: NDArray[np.uint8], camera: CameraModel | None = None) -> DetectionResult:
         t0 = time.perf_counter()
@@ -126,7 +126,9 @@ def projection_matrix(camera: CameraModel) -> NDArray[np.float64]:
 def lift_boxes3d(dets: Detections, camera: CameraModel) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Solve a 3D box per detection from its 9 keypoints; (N, 7) boxes and (N,) reprojection RMS (px).
 
-    Rows without keypoints, dimension prior, or a converged solve stay NaN.
+    Rows without keypoints, dimension prior, or a converged solve stay NaN. Keypoints are in the stack's
+    continuous pixel frame (pixel j spans [j, j + 1)); CameraInfo's K and P follow OpenCV, where pixel j
+    is centred on j, hence the half-pixel shift before solving.
     """
     n = len(dets)
     boxes = np.full((n, 7), np.nan)
@@ -139,6 +141,7 @@ def lift_boxes3d(dets: Detections, camera: CameraModel) -> tuple[NDArray[np.floa
     if rows.size == 0:
         return boxes, rms
     P = projection_matrix(camera)
+    kp = np.concatenate([kp[..., :2] - 0.5, kp[..., 2:]], axis=-1)
     yaw = None
     alpha = dets.extras.get("alpha")
     if alpha is not None:
