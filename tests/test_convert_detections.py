@@ -90,7 +90,9 @@ def test_detection2d_array_round_trips_xyxy_labels_scores(types: DetectionMsgTyp
     assert labels == result.labels()
     for i, d in enumerate(msg.detections):
         assert d.id == str(i) and d.header.frame_id == "cam"
-        assert d.results[0].pose.pose.position.x == pytest.approx((arr[i, 0] + arr[i, 2]) / 2)
+        # ROS pixel convention in the message: the first pixel is centred on 0 (stack: spans [0, 1))
+        assert d.results[0].pose.pose.position.x == pytest.approx((arr[i, 0] + arr[i, 2]) / 2 - 0.5)
+        assert d.bbox.center.position.y == pytest.approx((arr[i, 1] + arr[i, 3]) / 2 - 0.5)
 
 
 def _corners_from_message(det) -> np.ndarray:

@@ -171,7 +171,7 @@ def test_cli_rejects_unknown_source_and_missing_pose_module(tmp_path: Path) -> N
 
 def test_cli_scores_detections_already_in_a_bag(sim: Path, tmp_path: Path) -> None:
     """A replay output bag's detections are scored without a detector; here the GT topics stand in for
-    a detector's (2D boxes then sit 0.5 px off, pixel-centre convention: still IoU > 0.5 at 4 px)."""
+    a detector's: every Detection2D uses ROS's pixel convention, so they score perfectly."""
     out = tmp_path / "replayed"
     args = ["eval", "detect", str(sim / "bag"), "--out", str(out), "--no-plots"]
     topics = ["--detections-topic", "/ground_truth/detections_2d"]
@@ -181,7 +181,7 @@ def test_cli_scores_detections_already_in_a_bag(sim: Path, tmp_path: Path) -> No
     assert report["model"] == {"source": "bag topic /ground_truth/detections_2d"}
     assert report["source"]["frames"] == 2
     assert report["filtered"]["coco"]["AP50"] == pytest.approx(1.0)
-    assert report["filtered"]["coco"]["AP"] < 1.0  # the half-pixel shift costs at IoU 0.75+
+    assert report["filtered"]["coco"]["AP"] == pytest.approx(1.0)
     assert report["filtered"]["kitti3d"]["AP"]["AP3D@0.7"] == pytest.approx(1.0)
     assert not (out / "tide.png").exists()
 

@@ -438,8 +438,9 @@ def _bag_frame(
     det3d_topic: str | None,
     image_to_bgr: Callable[[Any], NDArray[np.uint8]],
 ) -> BagFrame:
-    # ground-truth Detection2D boxes are pixel-centre boxes (sim/truth.py): +0.5 to the COCO convention
-    boxes, _, classes, ids = detections2d_from_msg(slot[gt2d_topic], shift=0.5)
+    # ground-truth Detection2D boxes use ROS's pixel-centre convention like every Detection2D; the reader
+    # maps them to the stack's (COCO's) convention
+    boxes, _, classes, ids = detections2d_from_msg(slot[gt2d_topic])
     boxes3d = None
     if gt3d_topic:
         b3, _, _, ids3 = detections3d_from_msg(slot[gt3d_topic])

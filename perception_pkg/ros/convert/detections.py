@@ -5,7 +5,9 @@ node, ``.rosbags()`` for bag replay), so the node and the replay pipeline share 
 
 Conventions (DESIGN.md §4):
 
-- Detection2D: ``bbox.center.position`` and ``size_x/size_y`` in source-image pixels (theta 0); one
+- Detection2D: ``bbox.center.position`` and ``size_x/size_y`` in source-image pixels (theta 0), in ROS's
+  pixel convention (first pixel centred on 0, as CameraInfo's K): the stack's boxes (pixel j spans
+  [j, j + 1)) shift by ``_common.PIXEL_SHIFT`` on writing and back on reading; one
   result per detection, ``hypothesis.class_id`` the class *name*, ``score`` the detector score, and
   ``pose.pose.position`` the box centre in pixels (z 0), as the simulator's ground truth writes it.
 - ``id`` is the detection's row in this frame ("0", "1", ...), identical in the 2D and 3D arrays, so a
@@ -41,7 +43,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.geometry3d.box3d import boxes_to_keypoints
-from perception_pkg.ros.convert._common import float_array, get_field, pack_bytes, pack_floats, str_field
+from perception_pkg.ros.convert._common import (
+    PIXEL_SHIFT,
+    float_array,
+    get_field,
+    pack_bytes,
+    pack_floats,
+    str_field,
+)
 from perception_pkg.ros.convert.errors import MessageFormatError
 from perception_pkg.ros.convert.types import MsgTypes
 from perception_pkg.viz.detections import WIREFRAME_EDGES, class_colour
@@ -201,7 +210,7 @@ def detection2d_array(result: DetectionResult, header: Any, types: DetectionMsgT
     """``vision_msgs/Detection2DArray`` of ``result`` (every row), stamped with ``header``."""
     dets = result.detections
     boxes = np.asarray(dets.boxes, dtype=np.float64)
-    centres = ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()
+    centres = ((boxes[:, :2] + boxes[:, 2:]) / 2 - PIXEL_SHIFT).tolist()
     sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
     scores = np.asarray(dets.scores, dtype=np.float64).tolist()
     out = []
@@ -355,7 +364,8 @@ def detection2d_array_to_xyxy(msg: Any) -> tuple[NDArray[np.float64], NDArray[np
         vals[i] = (pos.x, pos.y, bbox.size_x, bbox.size_y)
         labels.append("")
         labels[i], scores[i] = _best_result(d, _DET2D, i)
-    boxes = np.concatenate([vals[:, :2] - vals[:, 2:] / 2, vals[:, :2] + vals[:, 2:] / 2], axis=1)
+    centre = vals[:, :2] + PIXEL_SHIFT
+    boxes = np.concatenate([centre - vals[:, 2:] / 2, centre + vals[:, 2:] / 2], axis=1)
     return boxes, scores, labels
 
 

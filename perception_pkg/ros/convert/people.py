@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.ros.convert._common import _is_rclpy_class, get_field, str_field
+from perception_pkg.ros.convert._common import PIXEL_SHIFT, _is_rclpy_class, get_field, str_field
 from perception_pkg.ros.convert.errors import MessageFormatError
 from perception_pkg.ros.convert.types import MsgTypes, stamp_to_ns
 from perception_pkg.sim.people import COCO_SKELETON
 
-PIXEL_SHIFT = 0.5  # stack coordinate - ROS coordinate
 NUM_COCO_KEYPOINTS = 17
 PERSON_ARRAY = "perception_msgs/msg/PersonArray"
 DETECTION2D_ARRAY = "vision_msgs/msg/Detection2DArray"
