@@ -54,6 +54,8 @@ setup(
         "console_scripts": [
             "perception = perception_pkg.cli.main:main",
             "cloud_filter = perception_pkg.ros.nodes.cloud_filter:main",
+            "detection = perception_pkg.ros.nodes.detection:main",
+            "pose = perception_pkg.ros.nodes.pose:main",
         ],
     },
 )

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "replay": "perception_pkg.cli.replay_cmd",
     "run": "perception_pkg.cli.run_cmd",
     "sim": "perception_pkg.cli.sim_cmd",
+    "train": "perception_pkg.cli.train_cmd",
 }
 
 

@@ -54,7 +54,7 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
             copy_inputs=not args.results_only,
             progress=not args.quiet,
         )
-    except (FileNotFoundError, FileExistsError, KeyError) as exc:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
         print(f"perception replay: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     _print_summary(result.summary)

@@ -337,6 +337,41 @@ def write_card(
     )
     path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110))
     (out_dir / "training.json").write_text(json.dumps(info, indent=1))
+    write_pose_card(out_dir, card)
+    return path
+
+
+def write_pose_card(out_dir: Path, det_card: dict[str, Any], accuracy: dict[str, Any] | None = None) -> Path:
+    """The bottom-up pose card over the same ONNX file: person centres + mixture-density offsets."""
+    import yaml
+
+    from perception_pkg.sim.people import COCO_KEYPOINTS
+
+    card = {
+        "name": "sim_detector_pose",
+        "task": "pose",
+        "model": det_card["model"],
+        "inputs": det_card["inputs"],
+        "outputs": det_card["outputs"],
+        "decoder": {
+            "type": "mixture_pose",
+            "outputs": {"centre": "hm", "offsets": "pose_off", "sigma": "pose_sigma", "alpha": "pose_alpha",
+                        "size": "wh", "offset": "reg"},
+            "params": {"stride": 4, "centre_channel": CLASSES.index("person"), "score_threshold": 0.3,
+                       "sigma_minimum": SIGMA_MIN_CELLS, "num_keypoints": len(COCO_KEYPOINTS)},
+        },
+        "classes": list(CLASSES),
+        "keypoints": list(COCO_KEYPOINTS),
+        "provenance": dict(det_card["provenance"]),
+    }  # fmt: skip
+    if accuracy:
+        card["provenance"]["accuracy"] = accuracy
+    path = out_dir / "pose_card.yaml"
+    header = (
+        f"# Bottom-up pose, mixture-density offsets (M = {COMPONENTS}): the person-centre heatmap and pose\n"
+        "# heads of the shipped detector (same model.onnx as card.yaml); sigma is published per keypoint.\n"
+    )
+    path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110))
     return path
 
 
