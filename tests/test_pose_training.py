@@ -18,7 +18,7 @@ from perception_pkg.decoders.pose_mass_displacement import displaced_positions  
 from perception_pkg.engines.runner import ModelRunner  # noqa: E402
 from perception_pkg.paths import repo_root  # noqa: E402
 from perception_pkg.preprocess.pipeline import Preprocessor  # noqa: E402
-from perception_pkg.training import pose_train  # noqa: E402
+from perception_pkg.training import pose_cards, pose_train  # noqa: E402
 from perception_pkg.training.pose_data import (  # noqa: E402
     HELDOUT_SEED0,
     PoseDataSpec,
@@ -59,7 +59,7 @@ def test_crops_and_keypoints_follow_the_runtime_conventions(frame_set) -> None:
     )
     np.testing.assert_allclose(frame_set.boxes, np.stack([o.box2d for o in people]) + 0.5)
     # the training tensor is exactly what the card's preprocessing makes from the BGR camera image
-    card = parse_card(pose_train.card_dict("t", "m.onnx", (64, 48), "argmax", 1.5, {}, 32))
+    card = parse_card(pose_cards.card_dict("t", "m.onnx", (64, 48), "argmax", 1.5, {}, 32))
     prepared = Preprocessor.from_card(card)(np.ascontiguousarray(frame.image[..., ::-1]), frame_set.boxes)
     np.testing.assert_array_equal(network_inputs(frame_set.crops[(64, 48)]), prepared.tensor)
     np.testing.assert_allclose(frame_set.to_crop[(64, 48)], prepared.transform.matrix)
@@ -134,9 +134,9 @@ def test_training_smoke_export_and_cards(frame_set, tmp_path: Path) -> None:
     onnx = pose_train.export_model(model, (64, 48), tmp_path / "model_64x48.onnx")  # includes ORT parity
     assert onnx.stat().st_size < 5e6
     record.update({"command": "test", "train_scene_seeds": "0..0"})
-    results = {v: {"oks_ap": 0.1 * i} for i, v in enumerate(pose_train.DECODER_VARIANTS)}
-    cards = pose_train.write_cards(tmp_path, "model_64x48", (64, 48), record, results, default_card=True)
-    assert {p.name for p in cards} == {f"card_64x48_{v}.yaml" for v in pose_train.DECODER_VARIANTS} | {
+    results = {v: {"oks_ap": 0.1 * i} for i, v in enumerate(pose_cards.DECODER_VARIANTS)}
+    cards = pose_cards.write_cards(tmp_path, "model_64x48", (64, 48), record, results, default_card=True)
+    assert {p.name for p in cards} == {f"card_64x48_{v}.yaml" for v in pose_cards.DECODER_VARIANTS} | {
         "card.yaml"
     }
     card = load_card(tmp_path)  # the default = the best by OKS AP (here the last variant)

@@ -218,6 +218,38 @@ def load_set(path: Path, sizes: Sequence[tuple[int, int]]) -> PoseSet:
         )
 
 
+def concat_sets(parts: Sequence[PoseSet]) -> PoseSet:
+    first = parts[0]
+    return PoseSet(
+        {s: np.concatenate([p.crops[s] for p in parts]) for s in first.crops},
+        {s: np.concatenate([p.kp_crop[s] for p in parts]) for s in first.kp_crop},
+        {s: np.concatenate([p.to_crop[s] for p in parts]) for s in first.to_crop},
+        np.concatenate([p.keypoints for p in parts]),
+        np.concatenate([p.boxes for p in parts]),
+        np.concatenate([p.areas for p in parts]),
+        np.concatenate([p.frame_ids for p in parts]),
+        np.concatenate([p.seeds for p in parts]),
+        sum(p.render_seconds for p in parts),
+    )
+
+
+def get_train_set(
+    num_scenes: int,
+    chunk: int = 100,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    use_cache: bool = True,
+    **kw: object,
+) -> PoseSet:
+    """Training seeds ``0 .. num_scenes - 1``, rendered and cached in chunks of ``chunk`` scenes, so growing
+    the set only renders the new scenes."""
+    parts = []
+    for lo in range(0, num_scenes, chunk):
+        spec = PoseDataSpec(seeds=tuple(range(lo, min(lo + chunk, num_scenes))), **kw)  # type: ignore[arg-type]
+        parts.append(get_set(spec, cache_dir, progress, use_cache))
+    return concat_sets(parts)
+
+
 def get_set(
     spec: PoseDataSpec, cache_dir: Path | None = None, progress: bool = False, use_cache: bool = True
 ) -> PoseSet:

@@ -29,6 +29,13 @@ from perception_pkg.decoders.pose_geometry import heatmap_to_crop
 from perception_pkg.decoders.pose_integral import non_integral_mask
 from perception_pkg.decoders.registry import build_decoder
 from perception_pkg.preprocess.affine import AffineTransform
+from perception_pkg.training.pose_cards import (
+    DECODER_VARIANTS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    STRIDE,
+    card_dict,
+)
 from perception_pkg.training.pose_data import PoseSet
 
 COCO_SIGMAS = (
@@ -52,8 +59,6 @@ def decode_variants(
     eps: float,
 ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """Crop-pixel keypoints (N, K, 2) and scores (N, K) of every decoder variant."""
-    from perception_pkg.training.pose_train import DECODER_VARIANTS, STRIDE, card_dict
-
     res = {}
     for variant in DECODER_VARIANTS:
         data = card_dict("eval", "model.onnx", input_hw, variant, eps, {}, 32)
@@ -179,7 +184,6 @@ def run_batched(
 def network_inputs(crops_rgb: NDArray) -> NDArray[np.float32]:
     """RGB uint8 crops -> normalised NCHW float32 (ImageNet mean/std), as the card's preprocessing."""
     from perception_pkg.preprocess.normalize import Normalizer
-    from perception_pkg.training.pose_train import IMAGENET_MEAN, IMAGENET_STD
 
     norm = Normalizer(1 / 255, IMAGENET_MEAN, IMAGENET_STD, "RGB", "NCHW")
     return norm(np.ascontiguousarray(crops_rgb[..., ::-1]))  # the normaliser takes BGR, like the runtime
@@ -205,7 +209,7 @@ def evaluate_model(
     """Evaluate a torch :class:`SimPoseNet` (eval mode, float32) on the held-out split."""
     import torch
 
-    from perception_pkg.training.pose_model import OUTPUT_NAMES
+    from perception_pkg.training.pose_cards import OUTPUT_NAMES
 
     model = model.float().eval()
 

@@ -23,8 +23,6 @@ from torch import nn
 
 from perception_pkg.training.models import conv_bn
 
-OUTPUT_NAMES = ("heatmaps", "integral", "md_c", "md_ox", "md_oy")
-
 
 class SimPoseNet(nn.Module):
     """``x`` (B, 3, H, W) normalised RGB -> five (B, K, H/4, W/4) tensors in :data:`OUTPUT_NAMES` order."""

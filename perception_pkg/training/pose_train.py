@@ -36,12 +36,16 @@ import torch
 import torch.nn.functional as F
 
 from perception_pkg.decoders.pose_argmax import COCO17_FLIP_PAIRS, flip_permutation
-from perception_pkg.training.pose_data import PoseSet, get_set, heldout_spec, train_spec
-from perception_pkg.training.pose_model import OUTPUT_NAMES, SimPoseNet
+from perception_pkg.training.pose_cards import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OUTPUT_NAMES,
+    STRIDE,
+    write_cards,
+)
+from perception_pkg.training.pose_data import PoseSet, get_set, get_train_set, heldout_spec, train_spec
+from perception_pkg.training.pose_model import SimPoseNet
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-STRIDE = 4
 FLIP_PERM = flip_permutation(17, COCO17_FLIP_PAIRS)
 
 
@@ -291,32 +295,6 @@ def train(
 
 # --- export and cards ----------------------------------------------------------------------------------
 
-KEYPOINT_NAMES = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-]  # fmt: skip
-SKELETON = [
-    [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8], [7, 9],
-    [8, 10], [1, 2], [0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6],
-]  # fmt: skip
-
-# decoder variants a card can select: (card suffix, decoder type, roles -> outputs, params)
-DECODER_VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
-    "argmax": ("heatmap_argmax", {"heatmaps": "heatmaps"}, {"activation": "none", "refine": "quarter"}),
-    "integral": ("integral", {"logits": "integral"}, {"on_invalid": "raise"}),
-    "md_additive": (
-        "mass_displacement",
-        {"c": "md_c", "o_x": "md_ox", "o_y": "md_oy"},
-        {"voting": "additive"},
-    ),
-    "md_noisy_or": (
-        "mass_displacement",
-        {"c": "md_c", "o_x": "md_ox", "o_y": "md_oy"},
-        {"voting": "noisy_or"},
-    ),
-}
-
 
 def export_model(model: SimPoseNet, input_hw: tuple[int, int], path: Path) -> Path:
     from perception_pkg.training.export import export_onnx, parity_check
@@ -329,61 +307,6 @@ def export_model(model: SimPoseNet, input_hw: tuple[int, int], path: Path) -> Pa
     if not report.passed:
         raise RuntimeError(str(report))
     return path
-
-
-def card_dict(
-    name: str,
-    model_file: str,
-    input_hw: tuple[int, int],
-    variant: str,
-    eps: float,
-    provenance: dict[str, Any],
-    width: int,
-    weights: str | None = None,
-) -> dict[str, Any]:
-    dtype, roles, params = DECODER_VARIANTS[variant]
-    params = dict(params)
-    if dtype == "mass_displacement":
-        params.update({"d": eps, "kernel": "bilinear"})
-    h, w = input_hw
-    mh, mw = h // STRIDE, w // STRIDE
-    card: dict[str, Any] = {
-        "name": name,
-        "task": "pose",
-        "description": f"sim top-down pose, {h}x{w} crops, {mh}x{mw} maps; decoder {variant}",
-        "model": model_file,
-        "inputs": [
-            {
-                "name": "input",
-                "shape": ["batch", 3, h, w],
-                "dynamic": {"batch": [1, 16, 64]},
-                "color": "RGB",
-                "scale": "1/255",
-                "mean": list(IMAGENET_MEAN),
-                "std": list(IMAGENET_STD),
-                "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0},
-            }
-        ],
-        "outputs": [{"name": o, "shape": ["batch", 17, mh, mw]} for o in OUTPUT_NAMES],
-        "decoder": {"type": dtype, "outputs": roles, "params": params},
-        "keypoints": KEYPOINT_NAMES,
-        "skeleton": SKELETON,
-        "provenance": provenance,
-    }
-    if weights:
-        card["torch"] = {
-            "factory": "perception_pkg.training.pose_model:build",
-            "weights": weights,
-            "kwargs": {"num_keypoints": 17, "width": width},
-        }
-    return card
-
-
-def write_yaml(path: Path, data: dict[str, Any], header: str) -> None:
-    import yaml
-
-    text = yaml.safe_dump(data, sort_keys=False, width=110, default_flow_style=None)
-    path.write_text(header + text)
 
 
 # --- entry ---------------------------------------------------------------------------------------------
@@ -399,10 +322,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = (input_hw,)
     t0 = time.perf_counter()
     use_cache = not args.no_cache
-    tr_spec = train_spec(args.train_scenes)
-    if input_hw not in tr_spec.sizes:
-        tr_spec = train_spec(args.train_scenes, sizes=sizes)
-    data = get_set(tr_spec, args.cache_dir, progress=not args.quiet, use_cache=use_cache)
+    extra = {} if input_hw in train_spec(1).sizes else {"sizes": sizes}
+    data = get_train_set(args.train_scenes, 100, args.cache_dir, not args.quiet, use_cache, **extra)
     if args.max_crops:
         data = data.subset(slice(0, args.max_crops))
     log(f"training crops: {len(data)} ({time.perf_counter() - t0:.0f} s to load/render)")
@@ -413,6 +334,14 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     record["train_scene_seeds"] = f"0..{args.train_scenes - 1}"
     record["command"] = "python -m perception_pkg.training.pose_train " + " ".join(sys.argv[1:])
+    stem = args.name or f"model_{input_hw[0]}x{input_hw[1]}"
+    if args.out:
+        # export before the (long) evaluation, so a failure there cannot lose the trained weights
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        onnx_path = export_model(model, input_hw, out / f"{stem}.onnx")
+        torch.save(model.float().state_dict(), out / f"{stem}.pt")
+        log(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
     results: dict[str, Any] = {}
     if not args.no_eval:
         ho_spec = heldout_spec(args.heldout_scenes)
@@ -425,71 +354,10 @@ def run(args: argparse.Namespace) -> int:
         for variant, res in results.items():
             log(f"  {variant:14s} " + "  ".join(f"{k} {v:.4f}" for k, v in res.items()))
     if args.out:
-        out: Path = args.out
-        out.mkdir(parents=True, exist_ok=True)
-        stem = args.name or f"model_{input_hw[0]}x{input_hw[1]}"
-        onnx_path = export_model(model, input_hw, out / f"{stem}.onnx")
-        weights = out / f"{stem}.pt"
-        torch.save(model.float().state_dict(), weights)
         (out / f"{stem}.train.json").write_text(json.dumps({"record": record, "heldout": results}, indent=1))
         write_cards(out, stem, input_hw, record, results, args.default_card)
-        log(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
     log(json.dumps(record["final_losses"]))
     return 0
-
-
-def write_cards(
-    out: Path,
-    stem: str,
-    input_hw: tuple[int, int],
-    record: dict[str, Any],
-    results: dict[str, dict[str, float]],
-    default_card: bool,
-) -> list[Path]:
-    """One card per decoder variant (``card_<stem>_<variant>.yaml``); ``card.yaml`` = the best by OKS AP."""
-    h, w = input_hw
-    written = []
-    best = max(results, key=lambda v: results[v]["oks_ap"]) if results else "argmax"
-    data_note = (
-        f"simulator (perception_pkg.sim) person crops around ground-truth modal boxes, training scene "
-        f"seeds {record['train_scene_seeds']} ({record['train_crops']} crops), held-out seeds "
-        f"{record.get('heldout_scene_seeds', '-')} ({record.get('heldout_people', 0)} people, box height "
-        ">= 40 px, >= 8 labelled keypoints)"
-    )
-    for variant in list(DECODER_VARIANTS) + (["__default__"] if default_card else []):
-        v = best if variant == "__default__" else variant
-        if v not in DECODER_VARIANTS:  # e.g. argmax_rsn is measured but needs flip TTA outside a card
-            continue
-        acc = {k: round(float(x), 4) for k, x in results.get(v, {}).items()}
-        if acc:
-            acc["note"] = "held-out sim people, GT boxes as input, pycocotools OKS (COCO sigmas); PCK by box"
-        prov = {
-            "training": (
-                f"{record['command']}  (seed {record['seed']}, {record['epochs']} epochs, "
-                f"{record['train_seconds']} s on {record['threads']} CPU thread(s), bf16 {record['bf16']})"
-            ),
-            "data": data_note,
-            "accuracy": acc,
-            "source": "perception_pkg.training.pose_train (this repository)",
-            "license": "same as this repository",
-            "notes": (
-                f"one network, three heads (heatmaps MSE sigma {record['sigma_hm']:.2f} cells, integral L1, "
-                f"mass displacement eps_c = d = {record['eps_c']} cells); this card selects {v}"
-            ),
-        }
-        name = f"sim_pose_{h}x{w}_{v}"
-        card = card_dict(
-            name, f"{stem}.onnx", input_hw, v, record["eps_c"], prov, record["width"], f"{stem}.pt"
-        )
-        path = out / ("card.yaml" if variant == "__default__" else f"card_{h}x{w}_{v}.yaml")
-        header = (
-            f"# Default top-down pose model of this stack (best decoder on held-out sim people: {v}).\n"
-            if variant == "__default__"
-            else f"# Sim top-down pose, {h}x{w} input, decoder {v}. Written by pose_train.\n"
-        )
-        write_yaml(path, card, header)
-        written.append(path)
-    return written
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,149 @@
+"""Model cards of the sim pose network: one card per decoder variant, all reading the same ONNX.
+
+No torch here: the metrics and the benchmark build decoders from these card dicts without training code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STRIDE = 4
+OUTPUT_NAMES = ("heatmaps", "integral", "md_c", "md_ox", "md_oy")
+
+KEYPOINT_NAMES = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle",
+]  # fmt: skip
+SKELETON = [
+    [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8], [7, 9],
+    [8, 10], [1, 2], [0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6],
+]  # fmt: skip
+
+# decoder variants a card can select: (card suffix, decoder type, roles -> outputs, params)
+DECODER_VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+    "argmax": ("heatmap_argmax", {"heatmaps": "heatmaps"}, {"activation": "none", "refine": "quarter"}),
+    "integral": ("integral", {"logits": "integral"}, {"on_invalid": "raise"}),
+    "md_additive": (
+        "mass_displacement",
+        {"c": "md_c", "o_x": "md_ox", "o_y": "md_oy"},
+        {"voting": "additive"},
+    ),
+    "md_noisy_or": (
+        "mass_displacement",
+        {"c": "md_c", "o_x": "md_ox", "o_y": "md_oy"},
+        {"voting": "noisy_or"},
+    ),
+}
+
+
+def card_dict(
+    name: str,
+    model_file: str,
+    input_hw: tuple[int, int],
+    variant: str,
+    eps: float,
+    provenance: dict[str, Any],
+    width: int,
+    weights: str | None = None,
+) -> dict[str, Any]:
+    dtype, roles, params = DECODER_VARIANTS[variant]
+    params = dict(params)
+    if dtype == "mass_displacement":
+        params.update({"d": eps, "kernel": "bilinear"})
+    h, w = input_hw
+    mh, mw = h // STRIDE, w // STRIDE
+    card: dict[str, Any] = {
+        "name": name,
+        "task": "pose",
+        "description": f"sim top-down pose, {h}x{w} crops, {mh}x{mw} maps; decoder {variant}",
+        "model": model_file,
+        "inputs": [
+            {
+                "name": "input",
+                "shape": ["batch", 3, h, w],
+                "dynamic": {"batch": [1, 16, 64]},
+                "color": "RGB",
+                "scale": "1/255",
+                "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD),
+                "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0},
+            }
+        ],
+        "outputs": [{"name": o, "shape": ["batch", 17, mh, mw]} for o in OUTPUT_NAMES],
+        "decoder": {"type": dtype, "outputs": roles, "params": params},
+        "keypoints": KEYPOINT_NAMES,
+        "skeleton": SKELETON,
+        "provenance": provenance,
+    }
+    if weights:
+        card["torch"] = {
+            "factory": "perception_pkg.training.pose_model:build",
+            "weights": weights,
+            "kwargs": {"num_keypoints": 17, "width": width},
+        }
+    return card
+
+
+def write_yaml(path: Path, data: dict[str, Any], header: str) -> None:
+    import yaml
+
+    text = yaml.safe_dump(data, sort_keys=False, width=110, default_flow_style=None)
+    path.write_text(header + text)
+
+
+def write_cards(
+    out: Path,
+    stem: str,
+    input_hw: tuple[int, int],
+    record: dict[str, Any],
+    results: dict[str, dict[str, float]],
+    default_card: bool,
+) -> list[Path]:
+    """One card per decoder variant (``card_<stem>_<variant>.yaml``); ``card.yaml`` = the best by OKS AP."""
+    h, w = input_hw
+    written = []
+    best = max(results, key=lambda v: results[v]["oks_ap"]) if results else "argmax"
+    data_note = (
+        f"simulator (perception_pkg.sim) person crops around ground-truth modal boxes, training scene "
+        f"seeds {record['train_scene_seeds']} ({record['train_crops']} crops), held-out seeds "
+        f"{record.get('heldout_scene_seeds', '-')} ({record.get('heldout_people', 0)} people, box height "
+        ">= 40 px, >= 8 labelled keypoints)"
+    )
+    for variant in list(DECODER_VARIANTS) + (["__default__"] if default_card else []):
+        v = best if variant == "__default__" else variant
+        if v not in DECODER_VARIANTS:  # e.g. argmax_rsn is measured but needs flip TTA outside a card
+            continue
+        acc = {k: round(float(x), 4) for k, x in results.get(v, {}).items()}
+        if acc:
+            acc["note"] = "held-out sim people, GT boxes as input, pycocotools OKS (COCO sigmas); PCK by box"
+        prov = {
+            "training": (
+                f"{record['command']}  (seed {record['seed']}, {record['epochs']} epochs, "
+                f"{record['train_seconds']} s on {record['threads']} CPU thread(s), bf16 {record['bf16']})"
+            ),
+            "data": data_note,
+            "accuracy": acc,
+            "source": "perception_pkg.training.pose_train (this repository)",
+            "license": "same as this repository",
+            "notes": (
+                f"one network, three heads (heatmaps MSE sigma {record['sigma_hm']:.2f} cells, integral L1, "
+                f"mass displacement eps_c = d = {record['eps_c']} cells); this card selects {v}"
+            ),
+        }
+        name = f"sim_pose_{h}x{w}_{v}"
+        card = card_dict(
+            name, f"{stem}.onnx", input_hw, v, record["eps_c"], prov, record["width"], f"{stem}.pt"
+        )
+        path = out / ("card.yaml" if variant == "__default__" else f"card_{h}x{w}_{v}.yaml")
+        header = (
+            f"# Default top-down pose model of this stack (best decoder on held-out sim people: {v}).\n"
+            if variant == "__default__"
+            else f"# Sim top-down pose, {h}x{w} input, decoder {v}. Written by pose_train.\n"
+        )
+        write_yaml(path, card, header)
+        written.append(path)
+    return written
