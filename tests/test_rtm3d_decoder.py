@@ -167,3 +167,26 @@ def test_mixture_decoder_takes_the_max_alpha_component_and_publishes_sigma():
     np.testing.assert_allclose(dets.keypoints[0, :, :2], (np.array([7.0, 5.0]) + o2.reshape(k, 2)) * S)
     sig = float(sigma_from_raw(-0.3, 0.25)) * S
     np.testing.assert_allclose(dets.extras["keypoint_sigma"][0], sig)
+
+
+@pytest.mark.parametrize("noise_px", [0.0, 0.5, 3.0])
+def test_batched_solver_matches_per_object_scipy_lm(noise_px: float):
+    from perception_pkg.detection3d.solver import solve_boxes3d, solve_boxes3d_batched
+
+    rng = np.random.default_rng(7)
+    n = 8
+    boxes = np.column_stack([
+        rng.uniform(-5, 5, n), np.full(n, 1.6), rng.uniform(8, 40, n),
+        rng.uniform(1.4, 1.7, n), rng.uniform(1.6, 1.9, n), rng.uniform(3.6, 4.6, n), rng.uniform(-3, 3, n),
+    ])  # fmt: skip
+    kps = project_points(P, box3d_keypoints(boxes[:, :3], boxes[:, 3:6], boxes[:, 6]))
+    kps = kps + rng.normal(0, noise_px, kps.shape)
+    kw = {"yaw_prior": boxes[:, 6] + 0.05, "dims_std": np.array([0.13, 0.1, 0.41]),
+          "confidences": rng.uniform(0.2, 1.0, (n, 9))}  # fmt: skip
+    prior = np.array([1.53, 1.62, 3.89])
+    ref = solve_boxes3d(kps, P, prior, **kw)
+    got = solve_boxes3d_batched(kps, P, prior, **kw)
+    for a, b in zip(ref, got, strict=True):
+        assert b.success
+        np.testing.assert_allclose(b.box, a.box, atol=1e-5)
+        assert b.cost == pytest.approx(a.cost, rel=1e-7, abs=1e-9)

@@ -9,6 +9,7 @@ JSON report and plots (:mod:`perception_pkg.evaluation.detect`). ``eval pose`` l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -44,7 +45,10 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
             "and PNG plots; prints a summary."
         ),
     )
-    d.add_argument("source", type=Path, help="dataset folder (with dataset.json) or rosbag2 folder")
+    d.add_argument(
+        "source", type=Path, nargs="+",
+        help="dataset folder(s) (with dataset.json) or rosbag2 folder(s); frames of several are pooled",
+    )  # fmt: skip
     d.add_argument("--card", type=Path, default=None, help="detector model card (default: the shipped one)")
     d.add_argument("--backend", default="auto", help="engine backend: auto, onnxruntime, tensorrt, torch")
     d.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -125,16 +129,17 @@ def _run_detect(args: argparse.Namespace) -> int:
         write_report,
     )
 
-    source: Path = args.source
-    is_bag = _is_bag(source)
-    if not is_bag and not (source / "dataset.json").is_file():
-        print(
-            f"{source}: neither a dataset folder (dataset.json) nor a rosbag2 (metadata.yaml)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.detections_topic and not is_bag:
-        print("--detections-topic needs a rosbag2 source", file=sys.stderr)
+    sources: list[Path] = list(args.source)
+    kinds = [_is_bag(src) for src in sources]
+    for src, is_bag in zip(sources, kinds, strict=True):
+        if not is_bag and not (src / "dataset.json").is_file():
+            print(
+                f"{src}: neither a dataset folder (dataset.json) nor a rosbag2 (metadata.yaml)",
+                file=sys.stderr,
+            )
+            return 2
+    if args.detections_topic and not all(kinds):
+        print("--detections-topic needs rosbag2 sources", file=sys.stderr)
         return 2
     detector = None
     model: dict[str, Any] = {"source": f"bag topic {args.detections_topic}"}
@@ -164,28 +169,41 @@ def _run_detect(args: argparse.Namespace) -> int:
             "score_threshold": args.score_threshold,
         }
     stats = RunStats()
-    if is_bag:
-        frames = run_on_bag(
-            detector,
-            read_bag(
-                source,
-                image_topic=None if args.detections_topic else args.image_topic,
-                info_topic=args.info_topic,
-                gt2d_topic=args.gt_topic,
-                gt3d_topic=args.gt3d_topic or None,
-                det_topic=args.detections_topic,
-                det3d_topic=args.detections3d_topic,
-            ),
-            args.max_frames,
-            stats,
-        )
-        gt_names = sorted({c for f in frames for c in f.gt.classes.tolist()})
-        src = {"kind": "rosbag2", "path": str(source), "gt_topic": args.gt_topic}
-    else:
-        data = load_dataset(source, args.images)
-        frames = run_on_dataset(detector, data, args.max_frames, stats)  # type: ignore[arg-type]
-        gt_names = data.class_names
-        src = {"kind": "dataset", "path": str(source), "images": args.images}
+    frames = []
+    gt_names: list[str] = []
+    srcs = []
+    wall_s = 0.0
+    for source, is_bag in zip(sources, kinds, strict=True):
+        if is_bag:
+            part = run_on_bag(
+                detector,
+                read_bag(
+                    source,
+                    image_topic=None if args.detections_topic else args.image_topic,
+                    info_topic=args.info_topic,
+                    gt2d_topic=args.gt_topic,
+                    gt3d_topic=args.gt3d_topic or None,
+                    det_topic=args.detections_topic,
+                    det3d_topic=args.detections3d_topic,
+                ),
+                args.max_frames,
+                stats,
+            )
+            names_here = sorted({c for f in part for c in f.gt.classes.tolist()})
+            srcs.append({"kind": "rosbag2", "path": str(source), "gt_topic": args.gt_topic})
+        else:
+            data = load_dataset(source, args.images)
+            part = run_on_dataset(detector, data, args.max_frames, stats)  # type: ignore[arg-type]
+            names_here = list(data.class_names)
+            srcs.append({"kind": "dataset", "path": str(source), "images": args.images})
+        if len(sources) > 1:  # frame keys must stay unique across sources
+            part = [dataclasses.replace(f, key=f"{source}/{f.key}") for f in part]
+        frames.extend(part)
+        wall_s += stats.wall_s
+        gt_names.extend(n for n in names_here if n not in gt_names)
+    stats.frames, stats.wall_s = len(frames), wall_s
+    src = srcs[0] if len(srcs) == 1 else {"kind": "several", "sources": srcs}
+    source = sources[0] if len(sources) == 1 else f"{len(sources)} sources"
     if not frames:
         print(f"{source}: no frames with ground truth", file=sys.stderr)
         return 2

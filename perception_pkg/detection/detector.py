@@ -24,7 +24,7 @@ from perception_pkg.cards import load_card
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.types import Detections
 from perception_pkg.detection3d.multibin import alpha_to_rotation_y
-from perception_pkg.detection3d.solver import solve_boxes3d
+from perception_pkg.detection3d.solver import solve_boxes3d_batched
 from perception_pkg.engines.base import Engine
 from perception_pkg.engines.runner import ModelRunner
 from perception_pkg.paths import models_dir
@@ -150,7 +150,7 @@ def lift_boxes3d(dets: Detections, camera: CameraModel) -> tuple[NDArray[np.floa
         yaw = alpha_to_rotation_y(alpha[rows], ray, 1.0)
     depth = dets.extras.get("depth")
     std = dets.extras.get("dimension_std")
-    sols = solve_boxes3d(
+    sols = solve_boxes3d_batched(
         kp[rows, :, :2],
         P,
         dims[rows],
