@@ -94,6 +94,7 @@ class DatasetWriter:
         min_visible_pixels: int = 20,
         min_lidar_points: int = 5,
         complete_sizes: Sequence[int] = COMPLETE_SIZES,
+        objects: bool = True,
     ) -> None:
         self.root = Path(root)
         self.scene = scene
@@ -102,6 +103,7 @@ class DatasetWriter:
         self.min_visible_pixels = min_visible_pixels
         self.min_lidar_points = min_lidar_points
         self.complete_sizes = tuple(complete_sizes)
+        self.objects = objects  # per-object LiDAR crops + complete shapes (completion); the slow part
         self.images: list[dict] = []
         self.det_annotations: list[dict] = []
         self.kp_annotations: list[dict] = []
@@ -139,7 +141,7 @@ class DatasetWriter:
         for o in frame.objects:
             if o.box2d is not None and o.visible_pixels >= self.min_visible_pixels:
                 self._annotate(o, image_id)
-            if o.num_lidar_points >= self.min_lidar_points:
+            if self.objects and o.num_lidar_points >= self.min_lidar_points:
                 self._object_file(frame, renderer, o, name)
 
     def _annotate(self, o: ObjectGT, image_id: int) -> None:

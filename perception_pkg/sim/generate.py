@@ -61,11 +61,15 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     bag_custom_data: dict[str, str] | None = None,
     shadows: bool = True,
+    objects: bool = True,
+    frame_step: int = 1,
 ) -> GenerateResult:
     """Simulate ``frames`` frames of scene ``seed`` into ``out``/bag and ``out``/dataset.
 
     The bag carries every kind in ``weather`` at ``bag_severity``; the dataset every kind at every
-    severity in ``severities``. Same arguments, same bytes.
+    severity in ``severities``. ``objects=False`` skips the per-object completion files (most of the
+    dataset time); ``frame_step`` renders every n-th time step, for frames that differ more (evaluation).
+    Same arguments, same bytes.
     """
     from perception_pkg.sim.bag import SimBagWriter
     from perception_pkg.sim.dataset import DatasetWriter
@@ -73,8 +77,10 @@ def generate(
 
     out = Path(out)
     cfg = config or SceneConfig()
-    if cfg.frames != frames:
-        cfg = replace(cfg, frames=frames)
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+    if cfg.frames != frames * frame_step:
+        cfg = replace(cfg, frames=frames * frame_step)
     scene = generate_scene(seed, cfg)
     renderer = Renderer(scene)
     result = GenerateResult(frames=frames)
@@ -82,7 +88,9 @@ def generate(
     custom = {"perception_pkg.sim": f"seed={seed} frames={frames}", **(bag_custom_data or {})}
     bag_writer = SimBagWriter(out / "bag", scene, weather, custom_data=custom) if bag else None
     ds_writer = (
-        DatasetWriter(out / "dataset", scene, weather=weather, severities=severities) if dataset else None
+        DatasetWriter(out / "dataset", scene, weather=weather, severities=severities, objects=objects)
+        if dataset
+        else None
     )
     sheet_idx = set(np.linspace(0, frames - 1, min(sheet_frames, frames)).round().astype(int).tolist())
     sheet: list[Frame] = []
@@ -92,7 +100,7 @@ def generate(
     try:
         for i in range(frames):
             t0 = time.perf_counter()
-            frame = renderer.render(i, shadows=shadows)
+            frame = renderer.render(i * frame_step, shadows=shadows)
             seconds["render"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             wanted = set()

@@ -223,8 +223,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             opt.step()
             sched.step()
             step += 1
+            if step % 25 == 0:
+                log.info(
+                    "step %d/%d %.0fs loss %.3f", step, steps, time.perf_counter() - t0, float(loss.detach())
+                )
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
         n = len(loader)
         row = {k: round(v / n, 4) for k, v in sums.items()}
         history.append(row)
