@@ -390,7 +390,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=384, help="network input width")
     p.add_argument("--height", type=int, default=288, help="network input height")
     p.add_argument("--width-mult", type=int, default=16, help="backbone base channels")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (more than the free cores is much slower)")
     p.add_argument("--workers", type=int, default=2, help="render processes")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--cache", default="data/cache", help="rendered-frame cache folder")

@@ -1,0 +1,1 @@
+"""Readers for public dataset formats used in evaluation and tests (numpy only)."""
