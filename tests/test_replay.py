@@ -151,3 +151,33 @@ def test_cli_replay_unknown_pipeline_exits_2(crafted_bag: Path, tmp_path: Path) 
         timeout=60,
     )
     assert proc.returncode == 2 and "unknown pipeline 'teleport'" in proc.stderr
+
+
+def test_replay_feeds_pipeline_outputs_to_later_pipelines(
+    crafted_bag: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a live graph: a pipeline after cloud_filter sees /lidar/points_filtered, which the bag lacks."""
+    from perception_pkg.replay import pipelines
+
+    seen: list[int] = []
+
+    class Downstream:
+        name = "downstream"
+
+        def wants(self, topic: str, msgtype: str) -> bool:
+            return topic == "/lidar/points_filtered"
+
+        def outputs_for(self, topic: str) -> list[tuple[str, str]]:
+            return [("/lidar/points_downstream", CLOUD)]
+
+        def on_message(self, topic: str, msg, stamp_ns: int):
+            seen.append(stamp_ns)
+            return [("/lidar/points_downstream", msg)]
+
+    monkeypatch.setitem(pipelines.PIPELINES, "downstream", lambda types, params: Downstream())
+    res = replay_bag(crafted_bag, tmp_path / "out", ["cloud_filter", "downstream"], progress=False)
+    counts = _topic_counts(res.output_bag)
+    # two well-formed clouds are filtered (the truncated one is counted as malformed) and passed on
+    assert seen == [1_000_000_000, 1_100_000_000]
+    assert counts["/lidar/points_downstream"] == 2 == counts["/lidar/points_filtered"]
+    assert res.summary["pipelines"]["downstream"]["messages"] == 2

@@ -72,16 +72,27 @@ def replay_bag(
             writer = Writer(out_bag, version=8, storage_plugin=StoragePlugin.MCAP)
             writer.open()
             wanted = [(c.topic, c.msgtype) for c in reader.connections] if copy_inputs else []
+            # a pipeline sees the bag's topics and the outputs of the pipelines before it (detection
+            # feeds pose, as the nodes do on a live graph)
+            available = [(c.topic, c.msgtype) for c in reader.connections]
             for p in enabled:
-                for c in reader.connections:
-                    if p.wants(c.topic, c.msgtype):
-                        wanted += p.outputs_for(c.topic)
+                produced = [
+                    o for topic, msgtype in available if p.wants(topic, msgtype) for o in p.outputs_for(topic)
+                ]
+                wanted += produced
+                available += produced
             # a bag may hold several connections on one topic (split recordings): one output each
             for topic, msgtype in wanted:
                 if topic not in out_conns:
                     out_conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
         timings: dict[str, list[float]] = {p.name: [] for p in enabled}
         failures: dict[str, int] = {p.name: 0 for p in enabled}
+
+        def emit(stamp: int, outputs: list[tuple[str, Any]]) -> None:
+            if writer is not None:
+                for topic, out_msg in outputs:
+                    writer.write(out_conns[topic], stamp, store.serialize_cdr(out_msg, out_msg.__msgtype__))
+
         bar = tqdm(total=reader.message_count, unit="msg", disable=not progress, desc=bag.name)
         try:
             for conn, stamp, raw in reader.messages():
@@ -97,22 +108,13 @@ def replay_bag(
                     st.last_error = f"deserialize: {type(exc).__name__}: {exc}"
                     continue
                 stats[conn.topic].add(msg, stamp)
-                for p in enabled:
-                    if not p.wants(conn.topic, conn.msgtype):
-                        continue
-                    t0 = time.perf_counter()
-                    try:
-                        outputs = p.on_message(conn.topic, msg, stamp)
-                    except MessageFormatError as exc:
-                        failures[p.name] += 1
-                        log.warning("%s skipped a message on %s: %s", p.name, conn.topic, exc)
-                        continue
-                    timings[p.name].append(time.perf_counter() - t0)
-                    if writer is not None:
-                        for topic, out_msg in outputs:
-                            writer.write(
-                                out_conns[topic], stamp, store.serialize_cdr(out_msg, out_msg.__msgtype__)
-                            )
+                _dispatch(enabled, [(0, conn.topic, conn.msgtype, msg)], stamp, timings, failures, emit)
+            for i, p in enumerate(enabled):  # images still waiting for a partner at the end of the bag
+                finish = getattr(p, "finish", None)
+                outputs = finish() if finish is not None else []
+                emit(reader.end_time, outputs)
+                queued = [(i + 1, t, o.__msgtype__, o) for t, o in outputs]
+                _dispatch(enabled, queued, reader.end_time, timings, failures, emit)
         finally:
             bar.close()
             if writer is not None:
@@ -141,3 +143,29 @@ def replay_bag(
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))
     return ReplayResult(summary, summary_path, out_bag if write_bag else None)
+
+
+def _dispatch(
+    enabled: list[ReplayPipeline],
+    pending: list[tuple[int, str, str, Any]],
+    stamp: int,
+    timings: dict[str, list[float]],
+    failures: dict[str, int],
+    emit: Any,
+) -> None:
+    """Feed messages to the pipelines from index ``first`` on; their outputs flow to the later ones."""
+    while pending:
+        first, topic, msgtype, msg = pending.pop(0)
+        for i, p in enumerate(enabled[first:], start=first):
+            if not p.wants(topic, msgtype):
+                continue
+            t0 = time.perf_counter()
+            try:
+                outputs = p.on_message(topic, msg, stamp)
+            except MessageFormatError as exc:
+                failures[p.name] += 1
+                log.warning("%s skipped a message on %s: %s", p.name, topic, exc)
+                continue
+            timings[p.name].append(time.perf_counter() - t0)
+            emit(stamp, outputs)
+            pending += [(i + 1, t, o.__msgtype__, o) for t, o in outputs]
