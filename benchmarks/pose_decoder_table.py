@@ -34,6 +34,7 @@ LABELS = {
     "argmax": "argmax + quarter",
     "argmax_rsn": "argmax + RSN (blur, flip, quarter)",
     "integral": "integral soft-argmax",
+    "integral_flip": "integral soft-argmax, flip TTA in the graph",
     "md_additive": "mass displacement, additive",
     "md_noisy_or": "mass displacement, noisy-OR",
 }
@@ -55,7 +56,13 @@ def evaluate_folder(folder: Path, heldout_scenes: int, threads: int) -> list[dic
         meta = json.loads((folder / f"model_{hw[0]}x{hw[1]}.train.json").read_text())["record"]
         held = get_set(heldout_spec(heldout_scenes))
         t0 = time.perf_counter()
-        res = evaluate_infer(engine_infer(engine), held, hw, float(meta["eps_c"]))
+        flip_card = folder / f"card_{hw[0]}x{hw[1]}_integral_flip.yaml"
+        tta = (
+            engine_infer(load_engine(load_card(flip_card), "onnxruntime", threads=threads))
+            if flip_card.is_file()
+            else None
+        )
+        res = evaluate_infer(engine_infer(engine), held, hw, float(meta["eps_c"]), infer_tta=tta)
         seconds = time.perf_counter() - t0
         for variant in VARIANT_ORDER:
             if variant in res:
@@ -74,22 +81,56 @@ def evaluate_folder(folder: Path, heldout_scenes: int, threads: int) -> list[dic
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| input / maps | decoder | OKS AP | AP50 | AP75 | PCK@0.05 | PCK@0.1 | PCK AUC | mean err px |"
-    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    head = (
+        "| input / maps | decoder | OKS AP | AP50 | AP75 | AP (M+L) | PCK@0.05 | PCK@0.1 | PCK AUC "
+        "| mean err px |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['input']} / {r['maps']} | {LABELS[r['decoder']]} | {r['oks_ap']:.3f} | "
-            f"{r['oks_ap50']:.3f} | {r['oks_ap75']:.3f} | {r['pck@0.05']:.3f} | {r['pck@0.1']:.3f} | "
-            f"{r['pck_auc']:.3f} | {r['mean_err_px']:.2f} |"
+            f"{r['oks_ap50']:.3f} | {r['oks_ap75']:.3f} | {r['oks_ap_ml']:.3f} | {r['pck@0.05']:.3f} | "
+            f"{r['pck@0.1']:.3f} | {r['pck_auc']:.3f} | {r['mean_err_px']:.2f} |"
         )
     return "\n".join(lines)
 
 
+def update_cards(folder: Path, rows: list[dict], heldout_scenes: int) -> list[Path]:
+    """Rewrite every decoder card's provenance with this table's held-out figures (same decoders, same
+    outputs, more held-out scenes than the trainer's quick check)."""
+    from perception_pkg.training.pose_cards import write_cards
+
+    written = []
+    for tag in sorted({r["input"] for r in rows}):
+        h, w = (int(v) for v in tag.split("x"))
+        stem = f"model_{tag}"
+        meta = json.loads((folder / f"{stem}.train.json").read_text())
+        record = meta["record"]
+        spec = heldout_spec(heldout_scenes)
+        record["heldout_scene_seeds"] = f"{spec.seeds[0]}..{spec.seeds[-1]}"
+        record["heldout_people"] = next(r["people"] for r in rows if r["input"] == tag)
+        keys = (
+            "oks_ap",
+            "oks_ap50",
+            "oks_ap75",
+            "oks_ap_ml",
+            "pck@0.05",
+            "pck@0.1",
+            "pck_auc",
+            "mean_err_px",
+        )
+        results = {r["decoder"]: {k: r[k] for k in keys} for r in rows if r["input"] == tag}
+        meta["table"] = results
+        (folder / f"{stem}.train.json").write_text(json.dumps(meta, indent=1))
+        written += write_cards(folder, stem, (h, w), record, results, default_card=False)
+    return written
+
+
 def write_default(folder: Path, rows: list[dict]) -> Path:
     """card.yaml := the best card (by OKS AP), with a header saying why it is the default."""
-    from perception_pkg.training.pose_train import DECODER_VARIANTS
+    from perception_pkg.training.pose_cards import CARD_VARIANTS
 
-    best = max((r for r in rows if r["decoder"] in DECODER_VARIANTS), key=lambda r: r["oks_ap"])
+    best = max((r for r in rows if r["decoder"] in CARD_VARIANTS), key=lambda r: r["oks_ap"])
     src = folder / f"card_{best['input']}_{best['decoder']}.yaml"
     body = "\n".join(line for line in src.read_text().splitlines() if not line.startswith("#"))
     header = (
@@ -108,10 +149,15 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", type=Path, default=Path("models/sim_pose"))
-    parser.add_argument("--heldout-scenes", type=int, default=20)
+    parser.add_argument("--heldout-scenes", type=int, default=80)
     parser.add_argument("--json", type=Path, default=Path("out/pose_decoder_table.json"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write-default", action="store_true")
+    parser.add_argument(
+        "--update-cards",
+        action="store_true",
+        help="write these held-out figures into every card's provenance",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     rows = evaluate_folder(args.models, args.heldout_scenes, args.threads)
@@ -127,6 +173,9 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": rows}, indent=1))
     print(f"\nwrote {args.json}")
+    if args.update_cards:
+        for path in update_cards(args.models, rows, args.heldout_scenes):
+            print(f"updated {path}")
     if args.write_default:
         print(f"default card: {write_default(args.models, rows)}")
     best = max(r["oks_ap"] for r in rows)

@@ -38,6 +38,9 @@ DECODER_VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
         {"voting": "noisy_or"},
     ),
 }
+# the same decoder on ``<stem>_flip.onnx`` (pose_model.FlipAveraged: flip test-time augmentation in the graph)
+FLIP_VARIANTS: dict[str, str] = {"integral_flip": "integral"}
+CARD_VARIANTS = (*DECODER_VARIANTS, *FLIP_VARIANTS)
 
 
 def card_dict(
@@ -50,7 +53,7 @@ def card_dict(
     width: int,
     weights: str | None = None,
 ) -> dict[str, Any]:
-    dtype, roles, params = DECODER_VARIANTS[variant]
+    dtype, roles, params = DECODER_VARIANTS[FLIP_VARIANTS.get(variant, variant)]
     params = dict(params)
     if dtype == "mass_displacement":
         params.update({"d": eps, "kernel": "bilinear"})
@@ -113,13 +116,21 @@ def write_cards(
         f"{record.get('heldout_scene_seeds', '-')} ({record.get('heldout_people', 0)} people, box height "
         ">= 40 px, >= 8 labelled keypoints)"
     )
-    for variant in list(DECODER_VARIANTS) + (["__default__"] if default_card else []):
+    for variant in list(CARD_VARIANTS) + (["__default__"] if default_card else []):
         v = best if variant == "__default__" else variant
-        if v not in DECODER_VARIANTS:  # e.g. argmax_rsn is measured but needs flip TTA outside a card
+        if v not in CARD_VARIANTS:  # e.g. argmax_rsn is measured but needs two passes outside a card
+            continue
+        flip = v in FLIP_VARIANTS
+        model_file = f"{stem}_flip.onnx" if flip else f"{stem}.onnx"
+        if not (out / model_file).is_file():
             continue
         acc = {k: round(float(x), 4) for k, x in results.get(v, {}).items()}
         if acc:
-            acc["note"] = "held-out sim people, GT boxes as input, pycocotools OKS (COCO sigmas); PCK by box"
+            acc["note"] = (
+                "held-out sim people, GT boxes as input; pycocotools OKS AP (COCO sigmas, area = visible "
+                "px), "
+                "oks_ap_ml = COCO medium+large people only (area >= 32^2); PCK by max(box w, h)"
+            )
         prov = {
             "training": (
                 f"{record['command']}  (seed {record['seed']}, {record['epochs']} epochs, "
@@ -132,12 +143,13 @@ def write_cards(
             "notes": (
                 f"one network, three heads (heatmaps MSE sigma {record['sigma_hm']:.2f} cells, integral L1, "
                 f"mass displacement eps_c = d = {record['eps_c']} cells); this card selects {v}"
+                + ("; flip test-time augmentation inside the graph (2x compute)" if flip else "")
             ),
         }
         name = f"sim_pose_{h}x{w}_{v}"
-        card = card_dict(
-            name, f"{stem}.onnx", input_hw, v, record["eps_c"], prov, record["width"], f"{stem}.pt"
-        )
+        # the torch factory rebuilds the plain network, so flip cards have no torch section
+        weights = None if flip else f"{stem}.pt"
+        card = card_dict(name, model_file, input_hw, v, record["eps_c"], prov, record["width"], weights)
         path = out / ("card.yaml" if variant == "__default__" else f"card_{h}x{w}_{v}.yaml")
         header = (
             f"# Default top-down pose model of this stack (best decoder on held-out sim people: {v}).\n"

@@ -9,7 +9,10 @@ Protocol (stated in every table): held-out simulator scenes, people with a groun
 40 px tall and >= 8 labelled keypoints, the ground-truth box as the crop box (no detector). Keypoints are
 compared in the continuous image frame. OKS uses the COCO sigmas and ``area`` = the person's visible
 pixels (what the sim's COCO export writes); AP is averaged over OKS .50:.05:.95 with up to 100 people per
-frame (pycocotools' keypoint default of 20 would silently drop people in crowded frames). PCK@a: a
+frame (pycocotools' keypoint default of 20 would silently drop people in crowded frames); ``oks_ap_ml`` is
+the same AP over COCO's medium + large people only (area >= 32^2 px, about 80 px tall here), the only sizes
+COCO annotates with keypoints: with area = visible pixels (~0.17 h^2 for these people), a 50 px tall
+person has s = sqrt(area) ~ 20 px, so a 1 px error per axis already costs a nose OKS term ~0.5. PCK@a: a
 labelled keypoint is correct within ``a * max(box w, box h)`` of the ground truth (box = GT modal box).
 """
 
@@ -24,13 +27,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.cards.schema import parse_card
-from perception_pkg.decoders.pose_argmax import COCO17_FLIP_PAIRS, pose_score, rsn_decode
+from perception_pkg.decoders.pose_argmax import (
+    COCO17_FLIP_PAIRS,
+    flip_permutation,
+    pose_score,
+    rsn_decode,
+)
 from perception_pkg.decoders.pose_geometry import heatmap_to_crop
 from perception_pkg.decoders.pose_integral import non_integral_mask
 from perception_pkg.decoders.registry import build_decoder
 from perception_pkg.preprocess.affine import AffineTransform
 from perception_pkg.training.pose_cards import (
     DECODER_VARIANTS,
+    FLIP_VARIANTS,
     IMAGENET_MEAN,
     IMAGENET_STD,
     STRIDE,
@@ -44,7 +53,9 @@ COCO_SIGMAS = (
     )
     / 10
 )
-VARIANT_ORDER = ("argmax", "argmax_rsn", "integral", "md_additive", "md_noisy_or")
+MEDIUM_AREA = 32.0**2
+FLIP = flip_permutation(17, COCO17_FLIP_PAIRS)
+VARIANT_ORDER = ("argmax", "argmax_rsn", "integral", "integral_flip", "md_additive", "md_noisy_or")
 
 
 def rsn_blur_kernel(map_w: int) -> int:
@@ -57,16 +68,22 @@ def decode_variants(
     outputs_flipped: Mapping[str, NDArray] | None,
     input_hw: tuple[int, int],
     eps: float,
+    outputs_tta: Mapping[str, NDArray] | None = None,
 ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
-    """Crop-pixel keypoints (N, K, 2) and scores (N, K) of every decoder variant."""
+    """Crop-pixel keypoints (N, K, 2) and scores (N, K) of every decoder variant.
+
+    ``outputs_tta``: outputs of the flip-averaged graph (``<stem>_flip.onnx``), read by the flip cards."""
     res = {}
-    for variant in DECODER_VARIANTS:
+    sources = {v: outputs for v in DECODER_VARIANTS}
+    if outputs_tta is not None:
+        sources.update({v: outputs_tta for v in FLIP_VARIANTS})
+    for variant, source in sources.items():
         data = card_dict("eval", "model.onnx", input_hw, variant, eps, {}, 32)
         if data["decoder"]["type"] == "integral":
             # the shipped card refuses non-integral maps; here they are decoded and scored 0 (so a
             # half-trained model still gets a number), and the share is reported by evaluate_outputs
             data["decoder"]["params"]["on_invalid"] = "flag"
-        kp = build_decoder(parse_card(data))(outputs)
+        kp = build_decoder(parse_card(data))(source)
         res[variant] = (kp.xy, kp.scores)
     if outputs_flipped is not None:
         hm = np.asarray(outputs["heatmaps"])
@@ -132,16 +149,25 @@ def oks_ap(pred_xy: NDArray, person_scores: NDArray, held: PoseSet) -> dict[str,
         ev = COCOeval(gt, dt, iouType="keypoints")
         ev.params.kpt_oks_sigmas = COCO_SIGMAS
         ev.params.maxDets = [100]
+        # "all", and COCO's medium + large (area >= 32^2): COCO labels keypoints only on those people
+        ev.params.areaRng = [[0, 1e10], [MEDIUM_AREA, 1e10]]
+        ev.params.areaRngLbl = ["all", "medium+large"]
         ev.evaluate()
         ev.accumulate()
-    prec = ev.eval["precision"][:, :, 0, 0, 0]  # [T, R] for area "all", maxDets 100
+    prec = ev.eval["precision"][:, :, 0, :, 0]  # [T, R, area range] at maxDets 100
 
-    def ap(rows: slice | int) -> float:
-        p = prec[rows]
+    def ap(rows: slice | int, area: int = 0) -> float:
+        p = prec[rows, :, area]
         p = p[p > -1]
         return float(p.mean()) if p.size else float("nan")
 
-    return {"oks_ap": ap(slice(None)), "oks_ap50": ap(0), "oks_ap75": ap(5)}
+    return {
+        "oks_ap": ap(slice(None)),
+        "oks_ap50": ap(0),
+        "oks_ap75": ap(5),
+        "oks_ap_ml": ap(slice(None), 1),
+        "people_ml": int((held.areas >= MEDIUM_AREA).sum()),
+    }
 
 
 def pck(pred_xy: NDArray, held: PoseSet, alphas: tuple[float, ...] = (0.05, 0.1)) -> dict[str, float]:
@@ -163,10 +189,12 @@ def evaluate_outputs(
     held: PoseSet,
     input_hw: tuple[int, int],
     eps: float,
+    outputs_tta: Mapping[str, NDArray] | None = None,
 ) -> dict[str, dict[str, float]]:
     to_crop = held.to_crop[input_hw]
     results = {}
-    for variant, (xy, scores) in decode_variants(outputs, outputs_flipped, input_hw, eps).items():
+    decoded = decode_variants(outputs, outputs_flipped, input_hw, eps, outputs_tta)
+    for variant, (xy, scores) in decoded.items():
         img = to_image(xy, to_crop)
         results[variant] = {**oks_ap(img, pose_score(scores), held), **pck(img, held)}
     if "integral" in outputs:
@@ -195,12 +223,16 @@ def evaluate_infer(
     input_hw: tuple[int, int],
     eps: float,
     flip: bool = True,
+    infer_tta: Callable[[NDArray], Mapping[str, NDArray]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Evaluate any ``infer(batch NCHW) -> {output name: array}`` on the held-out crops."""
+    """Evaluate any ``infer(batch NCHW) -> {output name: array}`` on the held-out crops; ``infer_tta`` is
+    the flip-averaged graph, when there is one."""
     crops = held.crops[input_hw]
-    outputs = run_batched(infer, network_inputs(crops))
+    x = network_inputs(crops)
+    outputs = run_batched(infer, x)
     flipped = run_batched(infer, network_inputs(crops[:, :, ::-1])) if flip else None
-    return evaluate_outputs(outputs, flipped, held, input_hw, eps)
+    tta = run_batched(infer_tta, x) if infer_tta is not None else None
+    return evaluate_outputs(outputs, flipped, held, input_hw, eps, tta)
 
 
 def evaluate_model(
@@ -210,12 +242,17 @@ def evaluate_model(
     import torch
 
     from perception_pkg.training.pose_cards import OUTPUT_NAMES
+    from perception_pkg.training.pose_model import FlipAveraged
 
     model = model.float().eval()
+    tta_model = FlipAveraged(model, [int(i) for i in FLIP]).eval()
 
-    def infer(x: NDArray) -> dict[str, NDArray]:
-        with torch.no_grad():
-            outs = model(torch.from_numpy(x))
-        return {n: o.numpy() for n, o in zip(OUTPUT_NAMES, outs, strict=True)}
+    def runner(net: Any) -> Callable[[NDArray], dict[str, NDArray]]:
+        def infer(x: NDArray) -> dict[str, NDArray]:
+            with torch.no_grad():
+                outs = net(torch.from_numpy(x))
+            return {n: o.numpy() for n, o in zip(OUTPUT_NAMES, outs, strict=True)}
 
-    return evaluate_infer(infer, held, input_hw, eps)
+        return infer
+
+    return evaluate_infer(runner(model), held, input_hw, eps, infer_tta=runner(tta_model))

@@ -78,3 +78,25 @@ class SimPoseNet(nn.Module):
 def build(num_keypoints: int = 17, width: int = 32) -> SimPoseNet:
     """Factory named in the cards' ``torch`` section (parity checks, torch backend)."""
     return SimPoseNet(num_keypoints, width)
+
+
+class FlipAveraged(nn.Module):
+    """Flip test-time augmentation inside the graph: every head averaged with the mirrored crop's head.
+
+    The mirrored crop's maps are flipped back along W with left/right channels swapped; with the "cell"
+    grid alignment this is exact (cell ``u`` <-> ``W - 1 - u``). The x displacement changes sign under the
+    mirror. Integral logits are averaged as logits (the soft-argmax of the product of both distributions),
+    heatmaps and ``c`` as values. Twice the compute, same outputs, so any card can select it.
+    """
+
+    def __init__(self, net: SimPoseNet, flip_perm: list[int]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("perm", torch.tensor(flip_perm, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        a = self.net(x)
+        b = self.net(torch.flip(x, dims=[3]))
+        back = [torch.flip(t, dims=[3])[:, self.perm] for t in b]
+        back[3] = -back[3]  # o_x of the mirrored crop points the other way
+        return tuple(0.5 * (u + v) for u, v in zip(a, back, strict=True))

@@ -44,7 +44,7 @@ from perception_pkg.training.pose_cards import (
     write_cards,
 )
 from perception_pkg.training.pose_data import PoseSet, get_set, get_train_set, heldout_spec, train_spec
-from perception_pkg.training.pose_model import SimPoseNet
+from perception_pkg.training.pose_model import FlipAveraged, SimPoseNet
 
 FLIP_PERM = flip_permutation(17, COCO17_FLIP_PAIRS)
 
@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=32, help="network width (channels at stride 4)")
     parser.add_argument("--seed", type=int, default=0, help="init / augmentation / order seed")
+    parser.add_argument("--init", type=Path, default=None, help="continue from these weights (.pt)")
     parser.add_argument("--train-scenes", type=int, default=100, help="training scene seeds 0..n-1")
     parser.add_argument("--heldout-scenes", type=int, default=20, help="held-out seeds from 100000")
     parser.add_argument("--max-crops", type=int, default=None, help="use only the first n training crops")
@@ -207,14 +208,21 @@ def train(
     sigma: float | None = None,
     eps: float | None = None,
     log: Any = print,
+    init: Path | None = None,
 ) -> tuple[SimPoseNet, dict[str, Any]]:
-    """Train on ``data.crops[input_hw]``; returns the model (eval mode) and a record of the run."""
+    """Train on ``data.crops[input_hw]``; returns the model (eval mode) and a record of the run.
+
+    ``init``: a state dict (``.pt``) to start from instead of a seeded initialisation (a continuation run;
+    the seed still fixes augmentation and batch order)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     map_hw = (input_hw[0] // STRIDE, input_hw[1] // STRIDE)
     sigma = sigma or default_sigma(map_hw)
     eps = eps or default_eps(map_hw)
-    model = SimPoseNet(17, width).to(memory_format=torch.channels_last)
+    model = SimPoseNet(17, width)
+    if init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
+    model = model.to(memory_format=torch.channels_last)
     crops = torch.from_numpy(data.crops[input_hw]).permute(0, 3, 1, 2)  # uint8 view, no copy
     kp = data.kp_crop[input_hw].astype(np.float64)
     vis = data.keypoints[..., 2] > 0
@@ -286,6 +294,7 @@ def train(
         "sigma_hm": sigma,
         "eps_c": eps,
         "train_crops": n,
+        "init": str(init) if init else None,
         "train_seconds": round(time.perf_counter() - t0, 1),
         "threads": torch.get_num_threads(),
         "final_losses": history[-1] if history else {},
@@ -296,10 +305,14 @@ def train(
 # --- export and cards ----------------------------------------------------------------------------------
 
 
-def export_model(model: SimPoseNet, input_hw: tuple[int, int], path: Path) -> Path:
+def export_model(model: SimPoseNet, input_hw: tuple[int, int], path: Path, flip: bool = False) -> Path:
+    """ONNX with one output per head, dynamic batch, checked against torch; ``flip`` exports the
+    :class:`FlipAveraged` wrapper (flip test-time augmentation in the graph)."""
     from perception_pkg.training.export import export_onnx, parity_check
 
     model = model.float().to(memory_format=torch.contiguous_format).eval()
+    if flip:
+        model = FlipAveraged(model, [int(i) for i in FLIP_PERM]).eval()
     example = torch.zeros(2, 3, *input_hw)
     export_onnx(model, example, path, ["input"], list(OUTPUT_NAMES), dynamic_batch=True, dynamo=False)
     x = np.random.default_rng(0).normal(size=(3, 3, *input_hw)).astype(np.float32)
@@ -330,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     bf16 = args.bf16 == "on" or (args.bf16 == "auto" and input_hw[0] >= 128)
     model, record = train(
         data, input_hw, args.epochs, args.batch, args.lr, args.width, args.seed, bf16,
-        args.sigma_hm, args.eps_c, log,
+        args.sigma_hm, args.eps_c, log, args.init,
     )  # fmt: skip
     record["train_scene_seeds"] = f"0..{args.train_scenes - 1}"
     record["command"] = "python -m perception_pkg.training.pose_train " + " ".join(sys.argv[1:])
@@ -340,8 +353,9 @@ def run(args: argparse.Namespace) -> int:
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)
         onnx_path = export_model(model, input_hw, out / f"{stem}.onnx")
+        export_model(model, input_hw, out / f"{stem}_flip.onnx", flip=True)
         torch.save(model.float().state_dict(), out / f"{stem}.pt")
-        log(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
+        log(f"exported {onnx_path} and {stem}_flip.onnx ({onnx_path.stat().st_size / 1e6:.2f} MB each)")
     results: dict[str, Any] = {}
     if not args.no_eval:
         ho_spec = heldout_spec(args.heldout_scenes)
