@@ -133,12 +133,15 @@ def test_training_smoke_export_and_cards(frame_set, tmp_path: Path) -> None:
     assert all(np.isfinite(v) for v in record["final_losses"].values())
     onnx = pose_train.export_model(model, (64, 48), tmp_path / "model_64x48.onnx")  # includes ORT parity
     assert onnx.stat().st_size < 5e6
+    pose_train.export_model(model, (64, 48), tmp_path / "model_64x48_flip.onnx", flip=True)
     record.update({"command": "test", "train_scene_seeds": "0..0"})
     results = {v: {"oks_ap": 0.1 * i} for i, v in enumerate(pose_cards.DECODER_VARIANTS)}
+    results["integral_flip"] = {"oks_ap": 0.05}
     cards = pose_cards.write_cards(tmp_path, "model_64x48", (64, 48), record, results, default_card=True)
-    assert {p.name for p in cards} == {f"card_64x48_{v}.yaml" for v in pose_cards.DECODER_VARIANTS} | {
-        "card.yaml"
-    }
+    names = {f"card_64x48_{v}.yaml" for v in pose_cards.CARD_VARIANTS} | {"card.yaml"}
+    assert {p.name for p in cards} == names
+    flip_card = load_card(tmp_path / "card_64x48_integral_flip.yaml")
+    assert flip_card.model_path.name == "model_64x48_flip.onnx" and flip_card.torch is None
     card = load_card(tmp_path)  # the default = the best by OKS AP (here the last variant)
     assert card.decoder.type == "mass_displacement" and card.decoder.params["voting"] == "noisy_or"
     from perception_pkg.sim import generate_scene, render_frame
@@ -168,6 +171,9 @@ def test_metrics_on_perfect_and_shifted_predictions(frame_set) -> None:
     gt = frame_set.keypoints[..., :2]
     perfect = oks_ap(gt, np.ones(len(frame_set)), frame_set)
     assert perfect["oks_ap"] == pytest.approx(1.0)
+    ml = frame_set.areas >= 32**2
+    assert perfect["people_ml"] == int(ml.sum())
+    assert perfect["oks_ap_ml"] == pytest.approx(1.0) if ml.any() else np.isnan(perfect["oks_ap_ml"])
     p = pck(gt, frame_set)
     assert p["pck@0.05"] == 1.0 and p["mean_err_px"] == 0.0
     size = np.maximum(*(frame_set.boxes[:, 2:] - frame_set.boxes[:, :2]).T)
@@ -196,3 +202,18 @@ def test_shipped_default_card_localises_held_out_people() -> None:
     err = np.linalg.norm(out.xy - (gt[..., :2] + 0.5), axis=-1)
     size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     assert (err / size[:, None])[lab].__le__(0.1).mean() > 0.85  # PCK@0.1 by box
+
+
+def test_flip_averaged_graph_is_mirror_equivariant() -> None:
+    """FlipAveraged(x) mirrored back (left/right swapped, o_x negated) equals FlipAveraged(mirror(x))."""
+    from perception_pkg.training.pose_model import FlipAveraged, SimPoseNet
+
+    torch.manual_seed(0)
+    net = FlipAveraged(SimPoseNet(17, 8), [int(i) for i in pose_train.FLIP_PERM]).eval()
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        a = net(x)
+        b = net(torch.flip(x, dims=[3]))
+    for i, (u, v) in enumerate(zip(a, b, strict=True)):
+        back = torch.flip(v, dims=[3])[:, pose_train.FLIP_PERM]
+        torch.testing.assert_close(u, -back if i == 3 else back, atol=1e-5, rtol=1e-5)
