@@ -15,6 +15,7 @@ from perception_pkg.cards.loader import load_card  # noqa: E402
 from perception_pkg.cards.schema import parse_card  # noqa: E402
 from perception_pkg.decoders.pose_integral import NonIntegralHeatmapError, soft_argmax  # noqa: E402
 from perception_pkg.decoders.pose_mass_displacement import displaced_positions  # noqa: E402
+from perception_pkg.decoders.registry import build_decoder  # noqa: E402
 from perception_pkg.engines.runner import ModelRunner  # noqa: E402
 from perception_pkg.paths import repo_root  # noqa: E402
 from perception_pkg.preprocess.pipeline import Preprocessor  # noqa: E402
@@ -217,3 +218,22 @@ def test_flip_averaged_graph_is_mirror_equivariant() -> None:
     for i, (u, v) in enumerate(zip(a, b, strict=True)):
         back = torch.flip(v, dims=[3])[:, pose_train.FLIP_PERM]
         torch.testing.assert_close(u, -back if i == 3 else back, atol=1e-5, rtol=1e-5)
+
+
+def test_integral_card_refuses_the_shipped_models_mse_heatmaps() -> None:
+    """Pointing the integral decoder at the trained network's MSE heatmap head (not its integral head) is
+    refused: real heatmaps span ~1 nat, far below the 4-nat rule, while the integral head passes."""
+    import yaml
+
+    root = repo_root()
+    assert root is not None
+    folder = root / "models" / "sim_pose"
+    data = yaml.safe_load((folder / "card_128x96_integral.yaml").read_text())
+    held = render_set(PoseDataSpec(seeds=(HELDOUT_SEED0 + 3,), frames_per_scene=1, sizes=((128, 96),)))
+    runner = ModelRunner(load_card(folder / "card_128x96_integral.yaml"), backend="onnxruntime")
+    outputs = runner.engine.infer({"input": network_inputs(held.crops[(128, 96)])})
+    runner.decoder(outputs)  # the integral head: accepted
+    data["decoder"]["outputs"] = {"logits": "heatmaps"}
+    wrong = build_decoder(parse_card(data, base_dir=folder))
+    with pytest.raises(NonIntegralHeatmapError):
+        wrong(outputs)
