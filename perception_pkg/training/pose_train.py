@@ -1,6 +1,9 @@
 """Train the sim top-down pose network (three heads), export it to ONNX and write its model cards.
 
-    python -m perception_pkg.training.pose_train --input 128x96 --epochs 14 --out models/sim_pose
+    python -m perception_pkg.training.pose_train --input 128x96 --epochs 11 --train-scenes 200 --out DIR
+    python -m perception_pkg.training.pose_train ... --init DIR/model_128x96.pt   # a continuation stage
+
+(models/sim_pose/README.md lists the exact stages behind the shipped models.)
 
 Reproducible: scene seeds fix the data (``pose_data``), ``--seed`` fixes initialisation, augmentation
 and batch order, and training runs on one CPU thread (``torch.set_num_threads(1)``) so the same command on
@@ -17,8 +20,10 @@ Losses, all on the stride-4 grid in heatmap cells (``pose_geometry`` "cell" alig
 - mass displacement (mass_displacement_networks.txt, "local" voting, ``d = eps_c``): ``c`` BCE to binary
   disks of radius ``eps_c`` cells; ``o = (target - x) / d`` with a Huber loss inside the disks.
 
-The run ends with the held-out evaluation of every decoder (``pose_metrics``) so that the cards carry
-measured accuracy; ``--table`` writes the full comparison for several trained models.
+The mass-displacement heads are trained with the paper's per-stage losses only (its variant without the
+end-to-end loss on the voted map). The run exports ``<stem>.onnx`` and the flip-averaged ``<stem>_flip.onnx``
+before evaluating every decoder on held-out seeds (``pose_metrics``), so the cards carry measured accuracy;
+``benchmarks/pose_decoder_table.py`` makes the full comparison on a larger held-out set.
 """
 
 from __future__ import annotations
