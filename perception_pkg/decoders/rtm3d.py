@@ -16,6 +16,7 @@ which weights the solver's reprojection term.
 Returns :class:`Detections` with ``keypoints`` (N, 9, 3) in input pixels and ``extras`` dimensions (m),
 dimension_std (m), alpha (rad), depth (m); classes outside ``classes_3d`` get NaN 3D extras.
 The 3D solve itself needs the camera and happens in :mod:`perception_pkg.detection.detector`.
+``depth_prior_rel_std`` (ours, default off) also makes the depth head a soft prior in that solve.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Rtm3dDecoder(CenterNetDecoder):
         "snap_radius": 0.3,
         "dimensions": {},
         "classes_3d": None,
+        "depth_prior_rel_std": None,
     }
     result = "detections"
     gives_3d = True
@@ -54,6 +56,10 @@ class Rtm3dDecoder(CenterNetDecoder):
         self.vertex_threshold = self.number("vertex_threshold", lo=0.0, hi=1.0)
         self.vertex_top_k = self.integer("vertex_top_k")
         self.snap_radius = self.number("snap_radius", lo=0.0)
+        # None: the depth head only initialises the solve (RTM3D); a number: it is also a soft prior on
+        # z with that relative standard deviation (ours; see detection3d.solver.solve_boxes3d_batched)
+        rel = self.p["depth_prior_rel_std"]
+        self.depth_prior_rel_std = None if rel is None else self.number("depth_prior_rel_std", positive=True)
         classes = list(card.classes)
         wanted = self.p["classes_3d"]
         wanted = classes if wanted is None else wanted

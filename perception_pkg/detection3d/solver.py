@@ -199,13 +199,16 @@ def _batched_residuals(
     sqrt_wd: np.ndarray,
     yaw_prior: np.ndarray,
     sqrt_wr: np.ndarray,
+    depth_prior: np.ndarray,
+    sqrt_wz: np.ndarray,
 ) -> np.ndarray:
-    """``_residuals`` for N objects: x (..., N, 7) -> (..., N, 22); a missing yaw prior has weight 0."""
+    """``_residuals`` for N objects: x (..., N, 7) -> (..., N, 23); a missing prior has weight 0."""
     proj = project_points(P, box3d_keypoints(x[..., 1:4], x[..., 4:7], x[..., 0]))
     rep = ((proj - kp) * sqrt_c[..., None]).reshape(*x.shape[:-1], 18)
     dim = sqrt_wd * (x[..., 4:7] - dims_prior)
     yaw = (sqrt_wr * wrap_angle(x[..., 0] - yaw_prior))[..., None]
-    return np.concatenate([rep, dim, yaw], axis=-1)
+    dep = (sqrt_wz * (x[..., 3] - depth_prior))[..., None]  # z of the bottom centre = z of the 3D centre
+    return np.concatenate([rep, dim, yaw, dep], axis=-1)
 
 
 def solve_boxes3d_batched(
@@ -217,6 +220,7 @@ def solve_boxes3d_batched(
     depth: np.ndarray | None = None,
     dims_std: np.ndarray | None = None,
     w_r: float = 100.0,
+    depth_rel_std: float | None = None,
     max_iter: int = 50,
     tol: float = 1e-10,
 ) -> list[Solution3D]:
@@ -244,13 +248,15 @@ def solve_boxes3d_batched(
     sqrt_wr = np.where(has_yaw, np.sqrt(w_r), 0.0)
     yp = np.where(has_yaw, yp, 0.0)
     dep = np.full(n, np.nan) if depth is None else np.asarray(depth, dtype=np.float64).reshape(n)
+    use_z = np.isfinite(dep) & (dep > 0) & (depth_rel_std is not None)
+    sqrt_wz = np.where(use_z, 1.0 / (np.where(use_z, dep, 1.0) * (depth_rel_std or 1.0)), 0.0)
     x = np.stack(
         [
             initial_guess(kps[i], P, dims[i], float(dep[i]), float(yp[i]) if has_yaw[i] else None)
             for i in range(n)
         ]
     )
-    args = (kps, P, np.sqrt(conf), dims, sqrt_wd, yp, sqrt_wr)
+    args = (kps, P, np.sqrt(conf), dims, sqrt_wd, yp, sqrt_wr, np.where(use_z, dep, 0.0), sqrt_wz)
     r = _batched_residuals(x, *args)
     cost = 0.5 * np.sum(r**2, axis=1)
     lam = np.full(n, 1e-3)

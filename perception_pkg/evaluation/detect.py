@@ -64,6 +64,8 @@ class GroundTruth:
     classes: NDArray[np.str_]  # (N,)
     visible_pixels: NDArray[np.float64]  # (N,)
     boxes3d: NDArray[np.float64] | None = None  # (N, 7)
+    # share of the amodal box outside the image (KITTI's truncation), NaN / None where unknown
+    truncation: NDArray[np.float64] | None = None
 
     @classmethod
     def empty(cls) -> GroundTruth:
@@ -81,6 +83,7 @@ class Predictions:
     classes: NDArray[np.str_]
     boxes3d: NDArray[np.float64] | None = None
     boxes3d_only: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.str_]] | None = None
+    scores3d: NDArray[np.float64] | None = None  # 3D confidence per row, when it differs from ``scores``
 
     @classmethod
     def empty(cls) -> Predictions:
@@ -92,7 +95,7 @@ class Predictions:
             return self.boxes3d_only
         if self.boxes3d is None:
             return None
-        return self.boxes3d, self.scores, self.classes
+        return self.boxes3d, self.scores if self.scores3d is None else self.scores3d, self.classes
 
 
 @dataclass
@@ -113,6 +116,7 @@ class EvalSettings:
     tide_bg_thresh: float = 0.1
     kitti_class: str = KITTI_CLASS
     kitti_iou: tuple[float, ...] = (0.5, 0.7)
+    max_truncation_3d: float = 0.3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,6 +172,11 @@ def _kitti(
         # a GT without a 3D box cannot be matched in 3D: it is ignored rather than counted as missed
         no3d = ~np.all(np.isfinite(g3), axis=1)
         ign = no3d if ignores is None else ignores[k][sel] | no3d
+        if ignores is not None and f.gt.truncation is not None:
+            # KITTI's moderate difficulty stops at 30% truncation: a box cut by the image border has
+            # too few of its 9 keypoints in view to pin it down (applied with the other filters)
+            with np.errstate(invalid="ignore"):
+                ign = ign | (f.gt.truncation[sel] > settings.max_truncation_3d)
         g_boxes.append(np.where(no3d[:, None], 0.0, g3))
         g_ign.append(ign)
         det = f.pred.det3d()
@@ -264,7 +273,9 @@ def _settings_dict(settings: EvalSettings) -> dict[str, Any]:
     out["box_convention"] = "xyxy continuous pixels, pixel i spans [i, i+1] (COCO)"
     out["kitti_note"] = (
         "R40 AP on a greedy score-ordered match; no KITTI difficulty levels (the GT filter above "
-        "stands in); detections whose 3D solve failed count as false positives"
+        f"stands in, plus KITTI moderate's truncation limit: filtered 3D figures ignore GT more than "
+        f"{settings.max_truncation_3d:.0%} outside the image where the source gives amodal boxes); "
+        "detections whose 3D solve failed count as false positives"
     )
     return out
 
@@ -304,6 +315,22 @@ class DatasetFrames:
     keys: list[str] = field(default_factory=list)
 
 
+def _truncation(anns: list[dict[str, Any]], width: Any, height: Any) -> NDArray[np.float64]:
+    """KITTI truncation per annotation: 1 - (amodal box clipped to the image) / amodal box area."""
+    out = np.full(len(anns), np.nan)
+    if not width or not height:
+        return out
+    for i, a in enumerate(anns):
+        box = a.get("amodal_bbox")
+        if not box or box[2] <= 0 or box[3] <= 0:
+            continue
+        x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
+        x1, y1 = min(box[0] + box[2], float(width)), min(box[1] + box[3], float(height))
+        inside = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+        out[i] = 1.0 - inside / (box[2] * box[3])
+    return out
+
+
 def load_dataset(root: str | Path, subset: str = "clean") -> DatasetFrames:
     """Ground truth of a ``perception sim`` dataset; ``subset`` picks ``images/<subset>`` (``clean``,
     ``fog_s3``, ...; degraded copies share the clean frame's annotations)."""
@@ -334,6 +361,7 @@ def load_dataset(root: str | Path, subset: str = "clean") -> DatasetFrames:
                 classes=np.array([cat_name[a["category_id"]] for a in anns], dtype=str),
                 visible_pixels=np.array([a.get("area", np.nan) for a in anns], dtype=np.float64),
                 boxes3d=boxes3d,
+                truncation=_truncation(anns, img.get("width"), img.get("height")),
             )
         )
         images.append(path)
@@ -478,6 +506,7 @@ def predictions_from_result(result: Any) -> Predictions:
         np.asarray(d.scores, dtype=np.float64).reshape(-1),
         np.array(result.labels(), dtype=str),
         boxes3d,
+        scores3d=None if getattr(result, "scores3d", None) is None else np.asarray(result.scores3d, float),
     )
 
 

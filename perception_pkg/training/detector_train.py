@@ -198,6 +198,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         ds, batch_size=args.batch, shuffle=True, generator=gen, drop_last=True
     )
     model = SimDetector(len(CLASSES), components=COMPONENTS, width=args.width_mult)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+        log.info("continuing from %s", args.init)
     model = model.to(memory_format=torch.channels_last)
     steps = args.epochs * len(loader)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -275,7 +278,7 @@ def write_card(
     command = (
         f"perception train detector --seed {args.seed} --scenes {args.scenes} --frames-per-scene "
         f"{args.frames_per_scene} --step {args.step} --epochs {args.epochs} --batch {args.batch} "
-        f"--lr {args.lr} --out {args.out}"
+        f"--lr {args.lr} --out {args.out}" + (f" --init {args.init}" if args.init else "")
     )
     card = {
         "name": "sim_detector",
@@ -311,6 +314,7 @@ def write_card(
                 "vertex_threshold": 0.1,
                 "dimensions": dims,
                 "classes_3d": list(CLASSES),
+                "depth_prior_rel_std": 0.03,
             },
         },
         "classes": list(CLASSES),
@@ -390,11 +394,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=384, help="network input width")
     p.add_argument("--height", type=int, default=288, help="network input height")
     p.add_argument("--width-mult", type=int, default=16, help="backbone base channels")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (more than the free cores is much slower)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (more than the free cores is much slower)"
+    )
     p.add_argument("--workers", type=int, default=2, help="render processes")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--cache", default="data/cache", help="rendered-frame cache folder")
     p.add_argument("--out", default="models/sim_detector")
+    p.add_argument("--init", default=None, help="start from this state dict (model.pt) to continue training")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -233,7 +233,9 @@ def detection3d_array(result: DetectionResult, header: Any, types: DetectionMsgT
     rows = np.flatnonzero(np.all(np.isfinite(boxes3d), axis=1))
     centres, quats, sizes = kitti_to_bbox3d(boxes3d[rows])
     labels = result.labels()
-    scores = result.detections.scores
+    # the 3D confidence where the detector gives one (it ranks 3D boxes better than the 2D score)
+    scores = getattr(result, "scores3d", None)
+    scores = result.detections.scores if scores is None else scores
     out = []
     for j, r in enumerate(rows.tolist()):
         pose = _pose(types, centres[j], quats[j])
