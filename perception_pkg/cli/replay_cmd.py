@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-DEFAULT_PIPELINES = ["cloud_filter"]
+DEFAULT_PIPELINES = ["cloud_filter", "detection", "pose"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,6 +74,8 @@ def _print_summary(summary: dict) -> None:
         detail = ""
         if "sizes" in t:
             detail = ", ".join(f"{k} ({v})" for k, v in t["sizes"].items())
+        if "items" in t:
+            detail = f"{t['items']['per_msg']:.1f} per msg ({t['items']['total']} in all)"
         if "points" in t:
             pt = t["points"]
             detail = f"{pt['mean']:.0f} pts/msg, finite {pt['finite_share']:.1%}"

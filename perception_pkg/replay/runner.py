@@ -89,6 +89,10 @@ def replay_bag(
         failures: dict[str, int] = {p.name: 0 for p in enabled}
 
         def emit(stamp: int, outputs: list[tuple[str, Any]]) -> None:
+            for topic, out_msg in outputs:
+                if topic not in stats:
+                    stats[topic] = TopicStats(topic, out_msg.__msgtype__)
+                stats[topic].add(out_msg, stamp)
             if writer is not None:
                 for topic, out_msg in outputs:
                     writer.write(out_conns[topic], stamp, store.serialize_cdr(out_msg, out_msg.__msgtype__))

@@ -13,6 +13,12 @@ from perception_pkg.ros.convert import MessageFormatError, pointcloud_to_xyz
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CLOUD = "sensor_msgs/msg/PointCloud2"
+# array messages whose length is worth a statistic: type -> field holding the items
+ITEMS = {
+    "vision_msgs/msg/Detection2DArray": "detections",
+    "vision_msgs/msg/Detection3DArray": "detections",
+    "perception_msgs/msg/PersonArray": "people",
+}
 
 
 @dataclass
@@ -30,6 +36,7 @@ class TopicStats:
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
     range_sum: float = 0.0
+    items: list[int] = field(default_factory=list)  # detections / people per message
 
     def add(self, msg: Any, stamp_ns: int) -> None:
         self.count += 1
@@ -42,6 +49,8 @@ class TopicStats:
                 self.sizes[msg.format or "unknown"] += 1
             elif self.msgtype == CLOUD:
                 self._add_cloud(msg)
+            elif self.msgtype in ITEMS:
+                self.items.append(len(getattr(msg, ITEMS[self.msgtype])))
         except MessageFormatError as exc:
             self.malformed += 1
             self.last_error = str(exc)
@@ -65,6 +74,8 @@ class TopicStats:
             out["last_error"] = self.last_error
         if self.sizes:
             out["sizes"] = dict(self.sizes)
+        if self.items:
+            out["items"] = {"per_msg": round(float(np.mean(self.items)), 2), "total": int(sum(self.items))}
         if self.points:
             pts = np.asarray(self.points)
             out["points"] = {
