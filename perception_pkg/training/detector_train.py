@@ -310,7 +310,9 @@ def write_card(
             "params": {
                 "stride": 4,
                 "top_k": 100,
-                "score_threshold": 0.3,
+                # candidate threshold: evaluation scores every candidate (COCO style); nodes publish
+                # from their own score_threshold parameter
+                "score_threshold": 0.1,
                 "vertex_threshold": 0.1,
                 "dimensions": dims,
                 "classes_3d": list(CLASSES),
