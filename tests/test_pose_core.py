@@ -161,15 +161,16 @@ def test_bottom_up_card_uses_the_models_boxes_and_scales_sigma_from_extras(tmp_p
     np.testing.assert_allclose(res.person_scores, 0.5 * BOX_SCORES[order], atol=1e-6)
     assert res.sigmas is None and engine.batches == [1]
 
-    decode = est.runner.decode
+    decoder = est.runner.decoder
 
-    def with_sigma(outputs, prepared):  # a decoder that reports a spread in network-input pixels
-        d: Detections = decode(outputs, prepared)
-        return Detections(
-            d.boxes, d.scores, d.class_ids, d.keypoints, {"keypoint_sigma": np.ones((len(d), K))}
-        )
+    def with_sigma(outputs):  # a decoder that reports a spread in network-input pixels
+        return [
+            Detections(d.boxes, d.scores, d.class_ids, d.keypoints, {"keypoint_sigma": np.ones((len(d), K))})
+            for d in decoder(outputs)
+        ]
 
-    est.runner.decode = with_sigma
+    with_sigma.result = decoder.result  # type: ignore[attr-defined]
+    est.runner.decoder = with_sigma
     res = est(IMAGE)
     np.testing.assert_allclose(res.sigmas, 1.0 / t.scale_factors().mean(), rtol=1e-9)
 

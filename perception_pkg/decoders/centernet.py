@@ -56,7 +56,8 @@ def heatmap_peaks(heat: NDArray, top_k: int, threshold: float) -> tuple[NDArray,
     return cls, y, x, flat[idx]
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
+    """Inverse sigmoid of a threshold, +-inf at 1 and 0 (thresholds are compared on logits)."""
     if p <= 0:
         return -np.inf
     if p >= 1:
@@ -113,8 +114,8 @@ class CenterNetDecoder(Decoder):
         """One image's detections as (class, cell row, cell col, score, boxes xyxy in input pixels)."""
         # sigmoid is monotonic: find peaks on the logits and activate only the K survivors
         if self.activation == "sigmoid":
-            cls, y, x, logit = heatmap_peaks(heat, self.top_k, _logit(self.threshold) - 1e-6)
-            score = sigmoid(logit.astype(np.float64))
+            cls, y, x, raw = heatmap_peaks(heat, self.top_k, logit(self.threshold) - 1e-6)
+            score = sigmoid(raw.astype(np.float64))
             keep = score >= self.threshold  # the logit threshold may round the other way
             cls, y, x, score = cls[keep], y[keep], x[keep], score[keep]
         else:

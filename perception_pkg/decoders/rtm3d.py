@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import sigmoid
-from perception_pkg.decoders.centernet import CenterNetDecoder, heatmap_peaks
+from perception_pkg.decoders.centernet import CenterNetDecoder, heatmap_peaks, logit
 from perception_pkg.decoders.types import Detections
 from perception_pkg.detection3d.multibin import decode_multibin
 
@@ -101,12 +101,8 @@ class Rtm3dDecoder(CenterNetDecoder):
         kp = reg.copy()
         conf = np.full((n, 9), MIN_VERTEX_CONFIDENCE)
         if n:
-            cut = (
-                np.log(self.vertex_threshold / (1 - self.vertex_threshold))
-                if self.vertex_threshold > 0
-                else -np.inf
-            )
-            vc, vy, vx, vlogit = heatmap_peaks(vheat, self.vertex_top_k, cut - 1e-6)
+            cut = logit(self.vertex_threshold) - 1e-6  # peaks on logits, as CenterNetDecoder.peaks
+            vc, vy, vx, vlogit = heatmap_peaks(vheat, self.vertex_top_k, cut)
             vpos = np.stack([vx, vy], axis=1).astype(np.float64)
             if "vertex_subpixel" in o:
                 vpos = vpos + o["vertex_subpixel"][:, vy, vx].T

@@ -9,6 +9,9 @@ from numpy.typing import NDArray
 
 from perception_pkg.preprocess.affine import AffineTransform
 
+# per-row extras that are lengths in pixels: a frame change scales them (the others are metric or angles)
+PIXEL_LENGTH_EXTRAS = ("keypoint_sigma",)
+
 
 @dataclass(frozen=True)
 class Detections:
@@ -16,7 +19,8 @@ class Detections:
 
     ``keypoints`` (N, K, 3) holds x, y, score per keypoint for pose detectors (YOLOv8-pose) and the 9
     projected box vertices of RTM3D-style heads, else None. ``extras`` holds further per-row arrays that
-    no frame change affects (``dimensions`` (N, 3) h, w, l in metres, ``alpha`` (N,), ``depth`` (N,)).
+    a frame change leaves alone (``dimensions`` (N, 3) h, w, l in metres, ``alpha`` (N,), ``depth`` (N,)),
+    except the pixel lengths named in :data:`PIXEL_LENGTH_EXTRAS` (``keypoint_sigma`` (N, K)), which scale.
     Rows are sorted by descending score.
     """
 
@@ -40,7 +44,12 @@ class Detections:
         if kp is not None:
             xy = transform.apply_points(kp[..., :2])
             kp = np.concatenate([xy, kp[..., 2:]], axis=-1)
-        return Detections(transform.apply_boxes(self.boxes), self.scores, self.class_ids, kp, self.extras)
+        extras = self.extras
+        if any(k in extras for k in PIXEL_LENGTH_EXTRAS):
+            # isotropic spread: scale by the map's mean length scale, as Keypoints.transformed does
+            scale = float(transform.scale_factors().mean())
+            extras = {k: v * scale if k in PIXEL_LENGTH_EXTRAS else v for k, v in extras.items()}
+        return Detections(transform.apply_boxes(self.boxes), self.scores, self.class_ids, kp, extras)
 
     def clipped(self, hw: tuple[int, int]) -> Detections:
         """Boxes clipped to an image of size ``hw`` (keypoints are left alone: they may lie outside)."""

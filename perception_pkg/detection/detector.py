@@ -102,16 +102,11 @@ class Detector:
         return getattr(self.runner.decoder, "gives_3d", False) is True
 
     def __call__(self, image: NDArray[np.uint8], camera: CameraModel | None = None) -> DetectionResult:
-        t0 = time.perf_counter()
-        prepared = self.runner.preprocess(image)
-        t1 = time.perf_counter()
-        outputs = self.runner.infer(prepared)
-        t2 = time.perf_counter()
-        dets: Detections = self.runner.decode(outputs, prepared)
+        dets: Detections
+        dets, timings = self.runner.timed(image)
         if self.score_threshold > 0 and len(dets):
             dets = dets.select(dets.scores >= self.score_threshold)
         t3 = time.perf_counter()
-        timings = {"preprocess": t1 - t0, "inference": t2 - t1, "decode": t3 - t2}
         boxes3d = reproj = scores3d = None
         if self.has_3d and self.lift_3d and camera is not None:
             rel = getattr(self.runner.decoder, "depth_prior_rel_std", None)

@@ -5,6 +5,7 @@ What a pipeline uses for any single-image-input model: results come back in sour
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,6 +80,17 @@ class ModelRunner:
         return np.stack(
             [unwarp_image(img, t[i] if t.batched else t, prepared.source_hw) for i, img in enumerate(images)]
         )
+
+    def timed(self, image: NDArray, boxes: ArrayLike | None = None) -> tuple[Any, dict[str, float]]:
+        """Like calling the runner, plus seconds per stage: preprocess, inference, decode."""
+        t0 = time.perf_counter()
+        prepared = self.preprocess(image, boxes)
+        t1 = time.perf_counter()
+        outputs = self.infer(prepared)
+        t2 = time.perf_counter()
+        result = self.decode(outputs, prepared)
+        t3 = time.perf_counter()
+        return result, {"preprocess": t1 - t0, "inference": t2 - t1, "decode": t3 - t2}
 
     def __call__(self, image: NDArray, boxes: ArrayLike | None = None) -> Any:
         prepared = self.preprocess(image, boxes)

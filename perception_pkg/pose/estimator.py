@@ -17,7 +17,6 @@ Coordinates are the stack's continuous image coordinates (the card convention: p
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,30 +160,13 @@ class PoseEstimator:
             b, s = b[keep], s[keep]
         if len(b) == 0:  # nothing to crop: no engine call at all
             return PoseResult.empty(self.num_keypoints, {"preprocess": 0.0, "inference": 0.0, "decode": 0.0})
-        t0 = time.perf_counter()
-        prepared = self.runner.preprocess(image, b)
-        t1 = time.perf_counter()
-        outputs = self.runner.infer(prepared)  # all crops in one call (chunked only above max batch)
-        t2 = time.perf_counter()
-        kps: Keypoints = self.runner.decode(outputs, prepared)
-        t3 = time.perf_counter()
-        return PoseResult(
-            kps.xy,
-            kps.scores,
-            kps.sigmas,
-            pose_scores(kps.scores, s),
-            b,
-            s,
-            {"preprocess": t1 - t0, "inference": t2 - t1, "decode": t3 - t2},
-        )
+        kps: Keypoints
+        kps, timings = self.runner.timed(image, b)  # all crops in one call (chunked only above max batch)
+        return PoseResult(kps.xy, kps.scores, kps.sigmas, pose_scores(kps.scores, s), b, s, timings)
 
     def _bottom_up(self, image: NDArray[np.uint8]) -> PoseResult:
-        t0 = time.perf_counter()
-        prepared = self.runner.preprocess(image)
-        t1 = time.perf_counter()
-        outputs = self.runner.infer(prepared)
-        t2 = time.perf_counter()
-        dets: Detections = self.runner.decode(outputs, prepared)
+        dets: Detections
+        dets, timings = self.runner.timed(image)
         if dets.keypoints is None:
             raise ValueError(f"{self.card.name}: decoder {self.card.decoder.type!r} returned no keypoints")
         if self.score_threshold > 0 and len(dets):
@@ -192,19 +174,8 @@ class PoseEstimator:
         if self.max_people is not None and len(dets) > self.max_people:
             dets = dets.select(np.arange(self.max_people))  # rows are sorted by descending score
         kp = dets.keypoints
-        sig = dets.extras.get(SIGMA_EXTRA)
-        if sig is not None:
-            # extras are not touched by Detections.transformed: the spread is still in network-input
-            # pixels; scale it by the input -> image map's mean length scale
-            sig = sig * float(prepared.transform.inverse().scale_factors().mean())
-        t3 = time.perf_counter()
+        sig = dets.extras.get(SIGMA_EXTRA)  # already in image pixels (Detections.transformed scales it)
         scores = kp[..., 2]
         return PoseResult(
-            kp[..., :2],
-            scores,
-            sig,
-            pose_scores(scores, dets.scores),
-            dets.boxes,
-            dets.scores,
-            {"preprocess": t1 - t0, "inference": t2 - t1, "decode": t3 - t2},
+            kp[..., :2], scores, sig, pose_scores(scores, dets.scores), dets.boxes, dets.scores, timings
         )

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from perception_pkg.decoders.pose_argmax import COCO17_FLIP_PAIRS, flip_permutation
 from perception_pkg.detection3d.multibin import rotation_y_to_alpha
 from perception_pkg.geometry3d.box3d import box3d_keypoints, project_points
 
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 CLASSES = ("person", "car")
 MIN_VISIBLE = 150
 MIN_HEIGHT = 20.0
-# Object fields stored per row; float64 arrays concatenated over all frames, "frame" indexes the image.
-_FIELDS = ("frame", "cls", "positive", "box", "has3d", "loc", "dims", "ry", "kps")
+# Object fields stored per row, concatenated over all frames; "frame" says which image a row belongs to.
+OBJECT_FIELDS = ("cls", "positive", "box", "has3d", "loc", "dims", "ry", "kps")
+_FIELDS = ("frame", *OBJECT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ class RenderSpec:
         )
 
 
-def _label_frame(frame, K: NDArray, scale: float) -> dict[str, NDArray]:
-    rows: dict[str, list] = {k: [] for k in _FIELDS[1:]}
+def _label_frame(frame, scale: float) -> dict[str, NDArray]:
+    rows: dict[str, list] = {k: [] for k in OBJECT_FIELDS}
     for o in frame.objects:
         if o.cls not in CLASSES or o.box2d is None:
             continue
@@ -86,8 +88,6 @@ def _render_scene(
     args: tuple[int, int, int, tuple[int, int]],
 ) -> tuple[NDArray, list[dict[str, NDArray]], NDArray]:
     seed, count, step, net_hw = args
-    import torch  # noqa: F401  # keep worker threads at one (torch may be imported via the parent)
-
     cv2.setNumThreads(1)
     from perception_pkg.sim import Renderer, SceneConfig, generate_scene
 
@@ -99,7 +99,7 @@ def _render_scene(
     for i in range(count):
         f = renderer.render(i * step, shadows=True)
         images.append(cv2.resize(f.image, (net_hw[1], net_hw[0]), interpolation=cv2.INTER_AREA))
-        labels.append(_label_frame(f, cam.K, scale))
+        labels.append(_label_frame(f, scale))
     return np.stack(images), labels, cam.K
 
 
@@ -121,7 +121,7 @@ def render_dataset(spec: RenderSpec, cache_dir: Path, workers: int = 2) -> dict[
     for _, labels, _ in results:
         for lab in labels:
             objs["frame"].append(np.full(len(lab["cls"]), frame))
-            for k in _FIELDS[1:]:
+            for k in OBJECT_FIELDS:
                 objs[k].append(lab[k])
             frame += 1
     data = {k: np.concatenate(v) for k, v in objs.items()}
@@ -137,7 +137,7 @@ def render_dataset(spec: RenderSpec, cache_dir: Path, workers: int = 2) -> dict[
 
 # ----------------------------------------------------------------------------------------- targets
 
-COCO_FLIP = np.array([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15])
+COCO_FLIP = flip_permutation(17, COCO17_FLIP_PAIRS)
 
 
 def gaussian_radius(h: NDArray, w: NDArray, min_overlap: float = 0.7) -> NDArray:

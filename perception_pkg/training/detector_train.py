@@ -24,6 +24,7 @@ from perception_pkg.training.detector_data import (
     CLASSES,
     MIN_HEIGHT,
     MIN_VISIBLE,
+    OBJECT_FIELDS,
     RenderSpec,
     TargetConfig,
     build_targets,
@@ -33,7 +34,6 @@ from perception_pkg.training.detector_net import OUTPUT_NAMES, SimDetector, coun
 
 log = logging.getLogger(__name__)
 
-_OBJ_FIELDS = ("cls", "positive", "box", "has3d", "loc", "dims", "ry", "kps")
 SIGMA_MIN_CELLS = 0.25  # mixture sigma floor in output cells (paper: 10 input px at stride 4 on COCO)
 COMPONENTS = 2
 
@@ -57,7 +57,7 @@ class FrameTargets(torch.utils.data.Dataset):
         frames = data["frame"][order].astype(int)
         bounds = np.searchsorted(frames, np.arange(len(self.images) + 1))
         self.objs = [
-            {k: data[k][order[bounds[i] : bounds[i + 1]]] for k in _OBJ_FIELDS}
+            {k: data[k][order[bounds[i] : bounds[i + 1]]] for k in OBJECT_FIELDS}
             for i in range(len(self.images))
         ]
         self.rng = np.random.default_rng(seed)
