@@ -30,6 +30,9 @@ pose:
     match_max_wait_s: 1.0
     diagnostics_period_s: 0.2
     log_throttle_s: 0.0
+    input_qos:  # each frame is sent once and awaited: a best-effort 900 kB image may be lost under load
+      reliability: reliable
+      depth: 5
 """
 RNG = np.random.default_rng(5)
 IMAGE = RNG.integers(0, 256, (480, 640, 3), dtype=np.uint8)
