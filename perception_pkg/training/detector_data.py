@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -103,8 +103,35 @@ def _render_scene(
     return np.stack(images), labels, cam.K
 
 
+CACHE_BLOCK_SCENES = 240
+
+
 def render_dataset(spec: RenderSpec, cache_dir: Path, workers: int = 2) -> dict[str, NDArray]:
-    """Render (or load from ``cache_dir``) the frames of ``spec``: images (N, H, W, 3) RGB and objects."""
+    """Render (or load from ``cache_dir``) the frames of ``spec``: images (N, H, W, 3) RGB and objects.
+
+    Cached in blocks of ``CACHE_BLOCK_SCENES`` scenes, so that training on more scenes renders only the
+    new ones.
+    """
+    blocks = [
+        replace(spec, seeds=spec.seeds[i : i + CACHE_BLOCK_SCENES])
+        for i in range(0, len(spec.seeds), CACHE_BLOCK_SCENES)
+    ]
+    if len(blocks) == 1:
+        return _render_block(spec, cache_dir, workers)
+    parts = [_render_block(b, cache_dir, workers) for b in blocks]
+    out: dict[str, NDArray] = {"K": parts[0]["K"], "scale": parts[0]["scale"]}
+    offset = 0
+    for k in (*_FIELDS, "images"):
+        chunks = []
+        for part in parts:
+            chunks.append(part[k] + offset if k == "frame" else part[k])
+            if k == "frame":
+                offset += len(part["images"])
+        out[k] = np.concatenate(chunks)
+    return out
+
+
+def _render_block(spec: RenderSpec, cache_dir: Path, workers: int) -> dict[str, NDArray]:
     path = Path(cache_dir) / f"detector_{spec.key()}.npz"
     if path.exists():
         with np.load(path) as z:

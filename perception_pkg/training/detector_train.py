@@ -204,7 +204,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model = model.to(memory_format=torch.channels_last)
     steps = args.epochs * len(loader)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    # --epochs 0 with --init only exports (e.g. a checkpoint of a run stopped early)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(steps, 1), pct_start=0.1)
     use_bf16 = args.bf16 and torch.backends.mkldnn.is_available()
     log.info("training %d frames x %d epochs (%d steps), batch %d, bf16=%s", len(ds), args.epochs, steps,
              args.batch, use_bf16)  # fmt: skip
@@ -236,6 +237,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         row = {k: round(v / n, 4) for k, v in sums.items()}
         history.append(row)
         log.info("epoch %d/%d %.0fs %s", epoch + 1, args.epochs, time.perf_counter() - t0, row)
+        torch.save(model.state_dict(), out_dir / "checkpoint.pt")  # a long CPU run can be stopped and kept
     train_s = time.perf_counter() - t0
     model.eval()
     torch.save(model.state_dict(), out_dir / "model.pt")
