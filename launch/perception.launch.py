@@ -3,7 +3,7 @@
     ros2 launch perception_pkg perception.launch.py
     ros2 launch perception_pkg perception.launch.py params_file:=/path/my.yaml nodes:=cloud_filter
     ros2 launch perception_pkg perception.launch.py nodes:=detection   # camera detection only
-    ros2 launch perception_pkg perception.launch.py nodes:=pose   # pose: set pose.detections_topic or detector_card
+    ros2 launch perception_pkg perception.launch.py nodes:=pose   # set pose.detections_topic or detector_card
     ros2 launch perception_pkg perception.launch.py container:=false   # one process per node
 
 By default all nodes share one process with a multi-threaded executor (`perception run`), the Python

@@ -1,4 +1,4 @@
-"""Class-aware NMS (OpenCV underneath) against a plain greedy reference, and box IoU."""
+"""Class-aware NMS (OpenCV underneath) against a greedy reference, box IoU, clipping to the image."""
 
 from __future__ import annotations
 
@@ -91,3 +91,20 @@ def test_box_iou_values() -> None:
 def test_nms_single_boxes(n: int) -> None:
     boxes = np.array([[0, 0, 1, 1], [5, 5, 6, 6]])[:n]
     assert nms(boxes, np.ones(n), 0.5).tolist() == list(range(n))
+
+
+def test_clipping_drops_boxes_with_no_area_left_in_the_image_and_keeps_rows_aligned() -> None:
+    from perception_pkg.decoders.types import Detections
+
+    boxes = np.array([[-5.0, 10, 20, 30], [30, 100, 60, 130], [50, -20, 80, -1], [10, 10, 10, 40]])
+    kp = np.arange(4 * 2 * 3, dtype=float).reshape(4, 2, 3)
+    dets = Detections(
+        boxes, np.array([0.9, 0.8, 0.7, 0.6]), np.array([0, 1, 0, 1]), kp, {"d": np.arange(4.0)}
+    )
+    out = dets.clipped(
+        (100, 200)
+    )  # h, w: row 1 starts at the bottom edge, row 2 above the top, row 3 has no width
+    np.testing.assert_array_equal(out.boxes, [[0.0, 10, 20, 30]])
+    np.testing.assert_array_equal(out.scores, [0.9])
+    np.testing.assert_array_equal(out.keypoints, kp[:1])
+    np.testing.assert_array_equal(out.extras["d"], [0.0])

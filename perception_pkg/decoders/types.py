@@ -52,12 +52,18 @@ class Detections:
         return Detections(transform.apply_boxes(self.boxes), self.scores, self.class_ids, kp, extras)
 
     def clipped(self, hw: tuple[int, int]) -> Detections:
-        """Boxes clipped to an image of size ``hw`` (keypoints are left alone: they may lie outside)."""
+        """Boxes clipped to an image of size ``hw`` (keypoints are left alone: they may lie outside).
+
+        A box with no area left inside the image is dropped: e.g. a peak in the letterbox padding of a
+        non-4:3 photo would otherwise come out as a zero-height box on the image border.
+        """
         h, w = hw
         boxes = self.boxes.copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes, self.scores, self.class_ids, self.keypoints, self.extras)
+        inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        clipped = Detections(boxes, self.scores, self.class_ids, self.keypoints, self.extras)
+        return clipped if inside.all() else clipped.select(inside)
 
     def select(self, rows: NDArray) -> Detections:
         """The detections at ``rows`` (an index array or boolean mask), extras included."""
