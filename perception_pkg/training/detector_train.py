@@ -329,8 +329,8 @@ def write_card(
                 f"visible px and >= {MIN_HEIGHT:g} px height, smaller objects are ignore regions"
             ),
             "training": (
-                f"{command}: {info['steps']} steps in {info['train_s'] / 60:.1f} min on 2 CPU cores "
-                f"(AMD EPYC, bf16 autocast), after {info['render_s'] / 60:.1f} min rendering"
+                f"{command}: {info['steps']} steps in {info['train_s'] / 60:.1f} min on {args.threads} CPU "
+                f"thread(s) (AMD EPYC, bf16 autocast), after {info['render_s'] / 60:.1f} min rendering"
             ),
             "notes": (
                 f"{2 * info['gmac']:.2f} GFLOPs ({info['gmac']:.2f} GMAC) per {w}x{h} frame; "
