@@ -101,9 +101,8 @@ def test_clipping_drops_boxes_with_no_area_left_in_the_image_and_keeps_rows_alig
     dets = Detections(
         boxes, np.array([0.9, 0.8, 0.7, 0.6]), np.array([0, 1, 0, 1]), kp, {"d": np.arange(4.0)}
     )
-    out = dets.clipped(
-        (100, 200)
-    )  # h, w: row 1 starts at the bottom edge, row 2 above the top, row 3 has no width
+    # h, w = 100, 200: row 1 starts at the bottom edge, row 2 lies above the top, row 3 has no width
+    out = dets.clipped((100, 200))
     np.testing.assert_array_equal(out.boxes, [[0.0, 10, 20, 30]])
     np.testing.assert_array_equal(out.scores, [0.9])
     np.testing.assert_array_equal(out.keypoints, kp[:1])

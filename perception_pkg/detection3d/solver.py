@@ -167,9 +167,8 @@ def solve_boxes3d(
 ) -> list[Solution3D]:
     """Solve N objects: keypoints (N, 9, 2), dims_prior (N, 3), optional (N, 9), (N,), (N,), (N, 3).
 
-    A loop over objects (not pixels): each problem has 7 unknowns and a handful of LM iterations, so a
-    batched block-diagonal solve would save little and complicate per-object convergence.
-    NaN in ``yaw_prior`` / ``depth`` means "not given" for that object.
+    The per-object scipy reference that :func:`solve_boxes3d_batched` (used at run time, 6-9x faster
+    for a frame of objects) is tested against. NaN in ``yaw_prior`` / ``depth`` means "not given".
     """
     kps = np.asarray(keypoints, dtype=np.float64).reshape(-1, 9, 2)
     n = len(kps)

@@ -119,16 +119,11 @@ def render_dataset(spec: RenderSpec, cache_dir: Path, workers: int = 2) -> dict[
     if len(blocks) == 1:
         return _render_block(spec, cache_dir, workers)
     parts = [_render_block(b, cache_dir, workers) for b in blocks]
-    out: dict[str, NDArray] = {"K": parts[0]["K"], "scale": parts[0]["scale"]}
-    offset = 0
-    for k in (*_FIELDS, "images"):
-        chunks = []
-        for part in parts:
-            chunks.append(part[k] + offset if k == "frame" else part[k])
-            if k == "frame":
-                offset += len(part["images"])
-        out[k] = np.concatenate(chunks)
-    return out
+    # object rows point at their frame: shift each block's indices past the frames before it
+    first = np.cumsum([0] + [len(part["images"]) for part in parts[:-1]])
+    out = {k: np.concatenate([part[k] for part in parts]) for k in (*OBJECT_FIELDS, "images")}
+    out["frame"] = np.concatenate([part["frame"] + f for part, f in zip(parts, first, strict=True)])
+    return {**out, "K": parts[0]["K"], "scale": parts[0]["scale"]}
 
 
 def _render_block(spec: RenderSpec, cache_dir: Path, workers: int) -> dict[str, NDArray]:
