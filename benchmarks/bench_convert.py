@@ -26,10 +26,10 @@ import numpy as np
 
 # the Luminar layout and its point generator are the tests' own (one definition of a real driver's layout)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from convert_helpers import luminar_like_structured
+from helpers.convert import luminar_like_structured
 
-from perception_pkg.ros.convert import (
-    MsgTypes,
+from perception_pkg.msgs import (
+    MessageFactory,
     array_to_image,
     image_to_array,
     make_header,
@@ -75,10 +75,10 @@ def struct_loop_xyz(msg: Any) -> np.ndarray:
     return np.array(out, dtype=np.float32).reshape(-1, 3)
 
 
-def flavours() -> list[tuple[str, MsgTypes]]:
-    found = [("rosbags", MsgTypes.rosbags())]
+def flavours() -> list[tuple[str, MessageFactory]]:
+    found = [("rosbags", MessageFactory.rosbags())]
     try:
-        found.append(("rclpy", MsgTypes.rclpy()))
+        found.append(("rclpy", MessageFactory.rclpy()))
     except ImportError:
         print("rclpy not available: measuring rosbags messages only", file=sys.stderr)
     return found

@@ -186,15 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from perception_pkg.detection import Detector
-    from perception_pkg.replay.detection_pipeline import resolve_card
-    from perception_pkg.ros.convert import (
-        MsgTypes,
+    from perception_pkg.msgs import (
+        MessageFactory,
         array_to_compressed,
         array_to_image,
         image_to_bgr,
         make_header,
         model_to_camera_info,
     )
+    from perception_pkg.replay.detection_pipeline import resolve_card
     from perception_pkg.ros.dds import use_large_message_profile
 
     use_large_message_profile()
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             card, backend=args.backend, score_threshold=threshold, threads=args.threads or None
         )
         rgb, camera = _frame(tmp)
-        types = MsgTypes.rclpy()
+        types = MessageFactory.rclpy()
         header = make_header(
             types, 1_700_000_000_000_000_000, camera.frame_id if camera else "camera_optical"
         )

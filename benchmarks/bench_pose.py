@@ -54,7 +54,7 @@ def _card(arg: str | None, tmp: Path) -> tuple[Path, str]:
 
 
 def _messages(types: Any, factory: Any, n: int) -> tuple[Any, Any]:
-    from perception_pkg.ros.convert import array_to_image, make_header
+    from perception_pkg.msgs import array_to_image, make_header
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -126,14 +126,14 @@ def main() -> int:
     args = ap.parse_args()
 
     from perception_pkg.cards import load_card
+    from perception_pkg.msgs import MessageFactory
     from perception_pkg.pose import PoseEstimator
     from perception_pkg.pose.frames import PoseFrameProcessor, PoseSettings
-    from perception_pkg.ros.convert import MessageFactory, MsgTypes
 
     try:  # the node's message classes when rclpy is installed, else rosbags'
-        types, factory, flavour = MsgTypes.rclpy(), MessageFactory.rclpy(), "rclpy"
+        types, factory, flavour = MessageFactory.rclpy(), MessageFactory.rclpy(), "rclpy"
     except ImportError:
-        types, factory, flavour = MsgTypes.rosbags(), MessageFactory.rosbags(), "rosbags"
+        types, factory, flavour = MessageFactory.rosbags(), MessageFactory.rosbags(), "rosbags"
     with tempfile.TemporaryDirectory() as tmp:
         card_path, model = _card(args.card, Path(tmp))
         est = PoseEstimator(load_card(card_path), backend="onnxruntime", threads=args.threads)

@@ -19,23 +19,23 @@ import cv2
 import numpy as np
 
 from perception_pkg.datasets import kitti
-from perception_pkg.paths import assets_dir
-from perception_pkg.replay.detection_pipeline import detection_pipeline
-from perception_pkg.ros.convert import (
-    MsgTypes,
+from perception_pkg.msgs import (
+    MessageFactory,
     array_to_image,
     detection2d_array_to_xyxy,
     detection3d_array_to_kitti,
     make_header,
     model_to_camera_info,
 )
+from perception_pkg.paths import assets_dir
+from perception_pkg.replay.detection_pipeline import detection_pipeline
 
 
 def run(card: str | None, out: Path) -> dict[str, Any]:
     root = assets_dir()
     if root is None:
         raise SystemExit("no assets: set PERCEPTION_ASSETS or place them in ../shared/assets")
-    types = MsgTypes.rosbags()
+    types = MessageFactory.rosbags()
     params = {"replay_annotated": True} | ({"model_card": card} if card else {})
     pipe = detection_pipeline(types, params)
     images = sorted((root / "coco").glob("*.jpg")) + sorted((root / "weather").glob("*.*"))

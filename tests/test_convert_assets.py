@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_helpers import FLAVOURS, LUMINAR_DTYPE, asset, flavour, header
+from helpers.convert import FLAVOURS, LUMINAR_DTYPE, asset, flavour, header
 
 from perception_pkg.bag import get_typestore
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     pointcloud_to_structured,
     pointcloud_to_xyz,
     stamp_to_ns,

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from convert_helpers import FLAVOURS, ROSBAGS, asset, flavour, header
+from helpers.convert import FLAVOURS, ROSBAGS, asset, flavour, header
 
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     CameraModel,
     MessageFormatError,
     camera_info_to_model,

@@ -8,16 +8,16 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from convert_helpers import FLAVOURS, ROSBAGS, asset, flavour, header, payload
+from helpers.convert import FLAVOURS, ROSBAGS, asset, flavour, header, payload
 
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     CompressedFormat,
     MessageFormatError,
     array_to_compressed,
     compressed_to_array,
     parse_format,
 )
-from perception_pkg.ros.convert.compressed import MAX_PIXELS
+from perception_pkg.msgs.compressed import MAX_PIXELS
 
 
 def _gradient() -> np.ndarray:

@@ -13,29 +13,29 @@ from perception_pkg.bag import get_typestore
 from perception_pkg.decoders.types import Detections
 from perception_pkg.detection import DetectionResult
 from perception_pkg.geometry3d.box3d import box3d_corners
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     CameraModel,
-    DetectionMsgTypes,
+    MessageFactory,
     bbox3d_to_kitti,
     detection2d_array,
     detection2d_array_to_xyxy,
     detection3d_array,
     detection3d_array_to_kitti,
-    detection_markers,
     kitti_to_bbox3d,
     make_header,
 )
 from perception_pkg.viz.detections import WIREFRAME_EDGES, class_colours, draw_detections
+from perception_pkg.viz.markers import detection_markers
 
 CLASSES = ("person", "car")
 STORE = get_typestore()
-BAG_TYPES = DetectionMsgTypes.rosbags(STORE)
+BAG_TYPES = MessageFactory.rosbags(STORE)
 
 
 def _flavours() -> list:
     out = [pytest.param(BAG_TYPES, id="rosbags")]
     try:
-        out.append(pytest.param(DetectionMsgTypes.rclpy(), id="rclpy"))
+        out.append(pytest.param(MessageFactory.rclpy(), id="rclpy"))
     except ImportError:  # no ROS here: the rosbags flavour still runs
         pass
     return out
@@ -44,8 +44,8 @@ def _flavours() -> list:
 FLAVOURS = _flavours()
 
 
-def _header(types: DetectionMsgTypes, stamp_ns: int = 1_700_000_000_123_456_789, frame: str = "cam"):
-    return make_header(types.base, stamp_ns, frame)
+def _header(types: MessageFactory, stamp_ns: int = 1_700_000_000_123_456_789, frame: str = "cam"):
+    return make_header(types, stamp_ns, frame)
 
 
 def _result(boxes: np.ndarray, boxes3d: np.ndarray | None = None, seed: int = 0) -> DetectionResult:
@@ -77,7 +77,7 @@ kitti_rows = st.tuples(
 @pytest.mark.parametrize("types", FLAVOURS)
 @settings(max_examples=60, deadline=None)
 @given(boxes=st.lists(box_rows, min_size=0, max_size=12))
-def test_detection2d_array_round_trips_xyxy_labels_scores(types: DetectionMsgTypes, boxes: list) -> None:
+def test_detection2d_array_round_trips_xyxy_labels_scores(types: MessageFactory, boxes: list) -> None:
     arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     result = _result(arr)
     header = _header(types)
@@ -114,7 +114,7 @@ def _same_point_sets(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(kitti_rows, min_size=1, max_size=8), nan_row=st.integers(0, 8))
 def test_detection3d_corners_from_message_equal_box3d_corners(
-    types: DetectionMsgTypes, rows: list, nan_row: int
+    types: MessageFactory, rows: list, nan_row: int
 ) -> None:
     boxes3d = np.asarray(rows, dtype=np.float64)
     if nan_row < len(boxes3d):
@@ -166,7 +166,7 @@ def test_no_3d_gives_an_empty_array_with_the_header() -> None:
 
 
 @pytest.mark.parametrize("types", FLAVOURS)
-def test_markers_wireframes_labels_lifetime_and_deletes(types: DetectionMsgTypes) -> None:
+def test_markers_wireframes_labels_lifetime_and_deletes(types: MessageFactory) -> None:
     boxes3d = np.array(
         [[1.0, 1.5, 10.0, 1.5, 1.6, 4.0, 0.3], [np.nan] * 7, [-2.0, 1.6, 8.0, 1.7, 0.5, 0.6, -1]]
     )

@@ -13,11 +13,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from convert_helpers import ROSBAGS, header
+from helpers.convert import ROSBAGS, header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     ENCODINGS,
     MessageFormatError,
     array_to_image,

@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from convert_helpers import (
+from helpers.convert import (
     FLAVOURS,
     ROSBAGS,
     data_buffer,
@@ -20,7 +20,7 @@ from convert_helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     ENCODINGS,
     MessageFormatError,
     array_to_image,

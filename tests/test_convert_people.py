@@ -11,18 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from perception_pkg.pose import PoseResult
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     MessageFactory,
     MessageFormatError,
-    MsgTypes,
     detections_to_person_boxes,
     make_header,
     person_array_to_arrays,
     pose_to_person_array,
-    skeleton_markers,
 )
+from perception_pkg.pose import PoseResult
 from perception_pkg.sim.people import COCO_SKELETON
+from perception_pkg.viz.markers import skeleton_markers
 from perception_pkg.viz.skeleton import draw_skeletons
 
 
@@ -37,10 +36,10 @@ def _flavours() -> list[str]:
     return out
 
 
-def _factory(flavour: str) -> tuple[MessageFactory, MsgTypes]:
+def _factory(flavour: str) -> tuple[MessageFactory, MessageFactory]:
     if flavour == "rclpy":
-        return MessageFactory.rclpy(), MsgTypes.rclpy()
-    return MessageFactory.rosbags(), MsgTypes.rosbags()
+        return MessageFactory.rclpy(), MessageFactory.rclpy()
+    return MessageFactory.rosbags(), MessageFactory.rosbags()
 
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)

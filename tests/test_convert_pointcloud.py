@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from convert_helpers import (
+from helpers.convert import (
     FLAVOURS,
     ITEM_SIZES,
     LUMINAR_FIELDS,
@@ -21,7 +21,7 @@ from convert_helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     DATATYPES,
     MessageFormatError,
     pointcloud_to_structured,

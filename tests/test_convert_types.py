@@ -1,4 +1,4 @@
-"""MessageFormatError, MsgTypes, headers and stamps; the convert package must not import rclpy."""
+"""MessageFormatError, MessageFactory, headers and stamps; the convert package must not import rclpy."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from convert_helpers import FLAVOURS, ROSBAGS, flavour
+from helpers.convert import FLAVOURS, ROSBAGS, flavour
 
-from perception_pkg.ros.convert import MessageFormatError, MsgTypes, make_header, stamp_to_ns
+from perception_pkg.msgs import MessageFactory, MessageFormatError, make_header, stamp_to_ns
 
 
 def test_message_format_error_carries_and_prints_the_field() -> None:
@@ -29,12 +29,12 @@ def test_long_actual_values_are_shortened_in_the_message() -> None:
 
 
 def test_msg_types_rosbags_classes() -> None:
-    types = MsgTypes.rosbags()
+    types = MessageFactory.rosbags()
     assert types.Image.__msgtype__ == "sensor_msgs/msg/Image"
     assert types.PointField.__msgtype__ == "sensor_msgs/msg/PointField"
     assert types.Time.__msgtype__ == "builtin_interfaces/msg/Time"
-    assert types == MsgTypes.rosbags()  # frozen dataclass: comparable, hashable
-    assert hash(types) == hash(MsgTypes.rosbags())
+    assert types == MessageFactory.rosbags()  # frozen dataclass: comparable, hashable
+    assert hash(types) == hash(MessageFactory.rosbags())
 
 
 def test_msg_types_rclpy_classes() -> None:
@@ -88,8 +88,8 @@ def test_stamp_to_ns_rejects_non_stamps() -> None:
 
 def test_convert_package_imports_without_rclpy_or_message_packages() -> None:
     code = (
-        "import sys, perception_pkg.ros.convert as c\n"
-        "c.MsgTypes.rosbags()\n"
+        "import sys, perception_pkg.msgs as c\n"
+        "c.MessageFactory.rosbags()\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('rclpy', 'sensor_msgs', 'std_msgs', 'builtin_interfaces', 'rosidl_runtime_py'))\n"
         "assert not bad, bad\n"

@@ -15,15 +15,15 @@ import pytest
 
 from perception_pkg.datasets import kitti
 from perception_pkg.detection import default_detector_card
-from perception_pkg.replay.detection_pipeline import detection_pipeline
-from perception_pkg.ros.convert import (
-    MsgTypes,
+from perception_pkg.msgs import (
+    MessageFactory,
     array_to_image,
     detection2d_array_to_xyxy,
     detection3d_array_to_kitti,
     make_header,
     model_to_camera_info,
 )
+from perception_pkg.replay.detection_pipeline import detection_pipeline
 
 pytestmark = pytest.mark.skipif(
     not default_detector_card().is_file(), reason="shipped detector card absent (models/sim_detector)"
@@ -33,11 +33,11 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def pipeline():
     # a low threshold so that every image yields some boxes to check, even far from the training data
-    return detection_pipeline(MsgTypes.rosbags(), {"score_threshold": 0.05})
+    return detection_pipeline(MessageFactory.rosbags(), {"score_threshold": 0.05})
 
 
 def _run(pipe, bgr: np.ndarray, stamp: int, camera=None) -> dict:
-    types = MsgTypes.rosbags()
+    types = MessageFactory.rosbags()
     header = make_header(types, stamp, "camera")
     out = []
     if camera is not None:

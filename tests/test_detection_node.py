@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_detection_support import FixedDetector, SimBag, iou, make_sim_bag, planted_for_frame
+from helpers.detection import FixedDetector, SimBag, iou, make_sim_bag, planted_for_frame
 
 pytestmark = pytest.mark.ros
 
@@ -32,9 +32,9 @@ def _publish_frames(npz: str, prefix: str) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from perception_pkg.ros.convert import (
+    from perception_pkg.msgs import (
         CameraModel,
-        MsgTypes,
+        MessageFactory,
         array_to_compressed,
         array_to_image,
         make_header,
@@ -49,7 +49,7 @@ def _publish_frames(npz: str, prefix: str) -> None:
     use_large_message_profile()
     rclpy.init()
     node = rclpy.create_node("sim_frame_publisher")
-    types = MsgTypes.rclpy()
+    types = MessageFactory.rclpy()
     msgs = []
     for rgb, stamp in zip(data["images"], data["stamps"].tolist(), strict=True):
         header = make_header(types, stamp, frame_id)
@@ -85,7 +85,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["publish"]:
     _publish_frames(sys.argv[2], sys.argv[3])
     sys.exit(0)
 
-from ros_harness import child_process, output_of, publish_until, ros_node, spin_until  # noqa: E402
+from helpers.ros_harness import child_process, output_of, publish_until, ros_node, spin_until  # noqa: E402
 
 from perception_pkg.detection import default_detector_card  # noqa: E402
 
@@ -165,7 +165,7 @@ def test_planted_model_boxes_arrive_exactly_with_the_input_stamp_and_frame(
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    from perception_pkg.ros.convert import detection2d_array_to_xyxy
+    from perception_pkg.msgs import detection2d_array_to_xyxy
 
     planted = planted_for_frame(tmp_path / "model", sim)
     npz = _frames_npz(sim, tmp_path / "frames.npz")
@@ -204,7 +204,7 @@ def test_3d_boxes_markers_and_camera_info_checks(ros_domain: int, sim: SimBag, t
     from vision_msgs.msg import Detection3DArray
     from visualization_msgs.msg import Marker, MarkerArray
 
-    from perception_pkg.ros.convert import MsgTypes, array_to_image, detection3d_array_to_kitti, make_header
+    from perception_pkg.msgs import MessageFactory, array_to_image, detection3d_array_to_kitti, make_header
 
     boxes3d, labels = sim.gt3d[0]
     fixed = FixedDetector(np.tile([10.0, 20.0, 60.0, 90.0], (len(labels), 1)), labels, boxes3d)
@@ -218,7 +218,7 @@ def test_3d_boxes_markers_and_camera_info_checks(ros_domain: int, sim: SimBag, t
         with detection_node(driver.context, _topics(), detector=fixed) as node:
             # an image before any CameraInfo: 2D only, counted as no_camera_info
             pub = driver.create_publisher(Image, f"{PREFIX}/image_raw", _reliable())
-            types = MsgTypes.rclpy()
+            types = MessageFactory.rclpy()
             lone = array_to_image(sim.images[0], "rgb8", make_header(types, 42, sim.frame_id), types)
             assert publish_until(driver, pub, lone, lambda: any(_ns(m) == 42 for m in out3d))
             assert next(m for m in out3d if _ns(m) == 42).detections == []
@@ -251,7 +251,7 @@ def test_3d_boxes_markers_and_camera_info_checks(ros_domain: int, sim: SimBag, t
 
 
 def _bad_images(types: Any, compressed: bool) -> list[Any]:
-    from perception_pkg.ros.convert import array_to_image, make_header
+    from perception_pkg.msgs import array_to_image, make_header
 
     header = make_header(types, 7, "camera_optical")
     if compressed:
@@ -274,9 +274,9 @@ def test_bad_input_is_counted_and_the_node_keeps_working(ros_domain: int, compre
     from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray
 
-    from perception_pkg.ros.convert import MsgTypes, array_to_compressed, array_to_image, make_header
+    from perception_pkg.msgs import MessageFactory, array_to_compressed, array_to_image, make_header
 
-    types = MsgTypes.rclpy()
+    types = MessageFactory.rclpy()
     fixed = FixedDetector(np.array([[1.0, 2, 30, 40]]), ["car"], np.full((1, 7), np.nan))
     rgb = np.full((48, 64, 3), 90, np.uint8)
 
@@ -322,7 +322,7 @@ def test_shipped_detector_finds_the_large_objects_of_simulator_frames(
 ) -> None:
     from vision_msgs.msg import Detection2DArray
 
-    from perception_pkg.ros.convert import detection2d_array_to_xyxy
+    from perception_pkg.msgs import detection2d_array_to_xyxy
 
     full = make_sim_bag(tmp_path_factory.mktemp("det_shipped"), frames=2, hw=(480, 640))
     npz = _frames_npz(full, tmp_path / "frames.npz")

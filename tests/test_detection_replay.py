@@ -7,10 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.detection import FixedDetector, SimBag, make_sim_bag, planted_for_frame
 from rosbags.highlevel import AnyReader
-from test_detection_support import FixedDetector, SimBag, make_sim_bag, planted_for_frame
 
 from perception_pkg.bag import get_typestore
+from perception_pkg.msgs import (
+    MessageFactory,
+    MessageFormatError,
+    array_to_image,
+    detection2d_array_to_xyxy,
+    detection3d_array_to_kitti,
+    make_header,
+)
 from perception_pkg.replay import replay_bag
 from perception_pkg.replay.detection_pipeline import (
     DetectionOutputs,
@@ -20,15 +28,6 @@ from perception_pkg.replay.detection_pipeline import (
     private_topic,
 )
 from perception_pkg.replay.pipelines import PIPELINES
-from perception_pkg.ros.convert import (
-    DetectionMsgTypes,
-    MessageFormatError,
-    MsgTypes,
-    array_to_image,
-    detection2d_array_to_xyxy,
-    detection3d_array_to_kitti,
-    make_header,
-)
 
 TOPICS = DetectionOutputs(
     "/detection/detections_2d", "/detection/detections_3d", "/detection/markers", "/detection/annotated"
@@ -87,7 +86,7 @@ def _fixed_pipeline(sim: SimBag, annotated: bool = False) -> tuple[DetectionPipe
     boxes2d = np.tile([10.0, 20.0, 60.0, 90.0], (len(labels), 1))
     det = FixedDetector(boxes2d, labels, boxes3d)
     pipe = DetectionPipeline(
-        DetectionMsgTypes.rosbags(),
+        MessageFactory.rosbags(),
         det,
         "/camera/image_raw",
         "/camera/camera_info",
@@ -143,7 +142,7 @@ def test_a_bag_without_camera_info_is_processed_frame_by_frame_without_3d(sim: S
 
 def test_malformed_images_raise_message_format_error_for_the_runner_to_count(sim: SimBag) -> None:
     pipe, _ = _fixed_pipeline(sim)
-    types = MsgTypes.rosbags()
+    types = MessageFactory.rosbags()
     depth = array_to_image(np.zeros((4, 6), np.float32), "32FC1", make_header(types, 5, "cam"), types)
     with pytest.raises(MessageFormatError, match="encoding"):
         pipe.on_message("/camera/image_raw", depth, 5)
@@ -162,4 +161,4 @@ def test_factory_registration_topics_and_clear_card_errors(tmp_path: Path) -> No
     bad = tmp_path / "card.yaml"
     bad.write_text("name: x\ntask: pose\n")
     with pytest.raises(ValueError, match=r"cannot load detector from .*card\.yaml"):
-        detection_pipeline(MsgTypes.rosbags(), {"model_card": str(bad)})
+        detection_pipeline(MessageFactory.rosbags(), {"model_card": str(bad)})

@@ -70,16 +70,16 @@ def test_too_few_images_for_one_batch_is_an_error() -> None:
 def test_rosbag_topic_source_yields_bgr_frames(tmp_path: Path) -> None:
     rosbags = pytest.importorskip("rosbags")
     try:
-        from perception_pkg.ros.convert import MsgTypes, array_to_image, make_header
+        from perception_pkg.msgs import MessageFactory, array_to_image, make_header
     except ImportError as exc:
-        pytest.skip(f"perception_pkg.ros.convert not available: {exc}")
+        pytest.skip(f"perception_pkg.msgs not available: {exc}")
     from rosbags.rosbag2 import Writer
 
     from perception_pkg.bag import get_typestore
 
     del rosbags
     store = get_typestore()
-    types = MsgTypes.rosbags(store)
+    types = MessageFactory.rosbags(store)
     bag = tmp_path / "bag"
     frames = _frames(3)
     with Writer(bag, version=8) as writer:

@@ -16,8 +16,8 @@ def test_replay_pose_pipeline_writes_people_for_every_frame(tmp_path: Path) -> N
     from rosbags.highlevel import AnyReader
 
     from perception_pkg.bag import get_typestore
+    from perception_pkg.msgs import detections_to_person_boxes, person_array_to_arrays, stamp_to_ns
     from perception_pkg.replay.runner import replay_bag
-    from perception_pkg.ros.convert import detections_to_person_boxes, person_array_to_arrays, stamp_to_ns
     from perception_pkg.sim.generate import ensure_sample_bag
 
     card, crop_xy = planted_topdown(tmp_path / "model")

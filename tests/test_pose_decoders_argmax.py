@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.pose_decoders import gaussian_maps
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pose_decoder_helpers import gaussian_maps
 
 from perception_pkg.decoders.pose_argmax import (
     COCO17_FLIP_PAIRS,

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers.pose_decoders import gaussian_maps, log_gaussian_logits
 from numpy.typing import NDArray
-from pose_decoder_helpers import gaussian_maps, log_gaussian_logits
 
 from perception_pkg.cards.errors import CardError
 from perception_pkg.cards.schema import parse_card

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.pose_decoders import gaussian_maps, log_gaussian_logits
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pose_decoder_helpers import gaussian_maps, log_gaussian_logits
 
 from perception_pkg.decoders.pose_integral import NonIntegralHeatmapError, non_integral_mask, soft_argmax
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ros_harness import child_process, output_of, publish_until, ros_node, spin_until
+from helpers.ros_harness import child_process, output_of, publish_until, ros_node, spin_until
 from test_pose_core import expected_keypoints, planted_topdown
 
 pytestmark = pytest.mark.ros
@@ -39,7 +39,7 @@ IMAGE = RNG.integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
 
 def _image(types: Any, img: np.ndarray, stamp_ns: int, frame: str = "camera_optical") -> Any:
-    from perception_pkg.ros.convert import array_to_image, make_header
+    from perception_pkg.msgs import array_to_image, make_header
 
     return array_to_image(img, "bgr8", make_header(types, stamp_ns, frame), types)
 
@@ -85,10 +85,10 @@ class Driver:
         from vision_msgs.msg import Detection2DArray
         from visualization_msgs.msg import MarkerArray
 
-        from perception_pkg.ros.convert import MessageFactory, MsgTypes
+        from perception_pkg.msgs import MessageFactory
 
         self.node = node
-        self.types, self.f = MsgTypes.rclpy(), MessageFactory.rclpy()
+        self.types, self.f = MessageFactory.rclpy(), MessageFactory.rclpy()
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = node.create_publisher(Image, "/test/image", qos)
         self.det_pub = node.create_publisher(Detection2DArray, "/test/detections", qos)
@@ -114,7 +114,7 @@ class Driver:
         self.det_pub.publish(_detections(self.f, msg.header, boxes_ros, labels, scores))
 
     def wait_for(self, stamp_ns: int, timeout: float = 15.0) -> Any:
-        from perception_pkg.ros.convert import stamp_to_ns
+        from perception_pkg.msgs import stamp_to_ns
 
         def found() -> bool:
             return any(stamp_to_ns(p.header) == stamp_ns for p in self.people)
@@ -149,7 +149,7 @@ def test_pose_node_planted_model_exact_keypoints_stamps_and_bad_input(
     pytest.importorskip("torch")
     from sensor_msgs.msg import Image
 
-    from perception_pkg.ros.convert import MessageFactory, make_header, person_array_to_arrays
+    from perception_pkg.msgs import MessageFactory, make_header, person_array_to_arrays
 
     card, crop_xy = planted_topdown(tmp_path / "model")
     boxes_ros = np.array(
@@ -222,7 +222,7 @@ def test_pose_node_with_the_shipped_model_lands_near_ground_truth(ros_domain: in
     from rosbags.highlevel import AnyReader
 
     from perception_pkg.bag import get_typestore
-    from perception_pkg.ros.convert import (
+    from perception_pkg.msgs import (
         detections_to_person_boxes,
         image_to_bgr,
         person_array_to_arrays,

@@ -13,14 +13,14 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from perception_pkg.bag import get_typestore
-from perception_pkg.replay import replay_bag
-from perception_pkg.ros.convert import (
-    MsgTypes,
+from perception_pkg.msgs import (
+    MessageFactory,
     array_to_image,
     make_header,
     pointcloud_to_xyz,
     xyz_to_pointcloud,
 )
+from perception_pkg.replay import replay_bag
 
 CLOUD = "sensor_msgs/msg/PointCloud2"
 IMAGE = "sensor_msgs/msg/Image"
@@ -36,7 +36,7 @@ def crafted_bag(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     """3 clouds (one with NaNs, one truncated), 2 images, 1 corrupt CDR blob, at 10 Hz."""
     storage = getattr(request, "param", StoragePlugin.MCAP)
     store = get_typestore()
-    types = MsgTypes.rosbags(store)
+    types = MessageFactory.rosbags(store)
     path = tmp_path / "in_bag"
     with Writer(path, version=8, storage_plugin=storage) as w:
         c_cloud = w.add_connection("/lidar/points", CLOUD, typestore=store)

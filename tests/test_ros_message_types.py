@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from ros_harness import child_process, output_of, ros_node, spin_until
+from helpers.ros_harness import child_process, output_of, ros_node, spin_until
 
 pytestmark = pytest.mark.ros
 CHILD = Path(__file__).parent / "ros_children" / "publish_each_type.py"

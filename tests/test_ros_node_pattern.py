@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_harness import child_process, output_of, publish_until, ros_node, spin_until
+from helpers.ros_harness import child_process, output_of, publish_until, ros_node, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -29,7 +29,7 @@ cloud_filter:
 
 
 def _cloud(types, xyz: np.ndarray, stamp_ns: int):
-    from perception_pkg.ros.convert import make_header, xyz_to_pointcloud
+    from perception_pkg.msgs import make_header, xyz_to_pointcloud
 
     header = make_header(types, stamp_ns, "lidar")
     return xyz_to_pointcloud(
@@ -55,9 +55,9 @@ def test_cloud_filter_node_in_another_process_filters_counts_bad_input_and_keeps
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2, PointField
 
-    from perception_pkg.ros.convert import MsgTypes, pointcloud_to_structured
+    from perception_pkg.msgs import MessageFactory, pointcloud_to_structured
 
-    types = MsgTypes.rclpy()
+    types = MessageFactory.rclpy()
     outputs: list = []
     diags: list = []
     args = [

@@ -17,7 +17,7 @@ from perception_pkg.decoders.rtm3d import MIN_VERTEX_CONFIDENCE
 from perception_pkg.detection.detector import lift_boxes3d
 from perception_pkg.detection3d.multibin import encode_multibin, rotation_y_to_alpha
 from perception_pkg.geometry3d.box3d import box3d_keypoints, project_points
-from perception_pkg.ros.convert import CameraModel
+from perception_pkg.msgs import CameraModel
 
 W, H, S = 640, 480, 4
 K = np.array([[400.0, 0, (W - 1) / 2], [0, 400.0, (H - 1) / 2], [0, 0, 1]])

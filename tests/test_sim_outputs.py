@@ -60,7 +60,7 @@ def _hashes(root: Path) -> dict[str, str]:
 def test_bag_reads_back_with_rosbags_with_one_stamp_per_frame(outputs):
     from rosbags.rosbag2 import Reader
 
-    from perception_pkg.ros.convert import image_to_rgb, pointcloud_to_xyz
+    from perception_pkg.msgs import image_to_rgb, pointcloud_to_xyz
 
     _out, result, scene, frames = outputs
     ts = get_typestore()

@@ -27,8 +27,8 @@ from perception_pkg.detection3d.multibin import alpha_to_rotation_y
 from perception_pkg.detection3d.solver import solve_boxes3d_batched
 from perception_pkg.engines.base import Engine
 from perception_pkg.engines.runner import ModelRunner
+from perception_pkg.msgs.camera_info import CameraModel
 from perception_pkg.paths import models_dir
-from perception_pkg.ros.convert.camera_info import CameraModel
 
 DEFAULT_DETECTOR = "sim_detector/card.yaml"
 

@@ -48,7 +48,7 @@ def images_from_bag(bag: str | Path, topic: str, limit: int | None = None) -> It
     from rosbags.rosbag2 import Reader
 
     from perception_pkg.bag import get_typestore
-    from perception_pkg.ros.convert import compressed_to_array, image_to_bgr  # ROS-free, rosbags-compatible
+    from perception_pkg.msgs import compressed_to_array, image_to_bgr  # ROS-free, rosbags-compatible
 
     store = get_typestore()
     count = 0

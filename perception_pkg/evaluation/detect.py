@@ -286,7 +286,7 @@ def _settings_dict(settings: EvalSettings) -> dict[str, Any]:
 
 def camera_from_dataset(manifest: dict[str, Any]) -> Any:
     """The dataset's camera as a CameraModel: the simulator has no distortion, so P = K [I | 0]."""
-    from perception_pkg.ros.convert import CameraModel
+    from perception_pkg.msgs import CameraModel
 
     cam = manifest["camera"]
     K = np.asarray(cam["K"], dtype=np.float64).reshape(3, 3)
@@ -373,7 +373,7 @@ def load_dataset(root: str | Path, subset: str = "clean") -> DatasetFrames:
 
 def detections2d_from_msg(msg: Any, shift: float = 0.0) -> tuple[NDArray, NDArray, NDArray, list[str]]:
     """(boxes xyxy (N, 4) + shift, scores, class names, ids) of a Detection2DArray."""
-    from perception_pkg.ros.convert.detections import detection2d_array_to_xyxy
+    from perception_pkg.msgs.detections import detection2d_array_to_xyxy
 
     boxes, scores, labels = detection2d_array_to_xyxy(msg)
     ids = [str(d.id) for d in msg.detections]
@@ -383,7 +383,7 @@ def detections2d_from_msg(msg: Any, shift: float = 0.0) -> tuple[NDArray, NDArra
 def detections3d_from_msg(msg: Any) -> tuple[NDArray, NDArray, NDArray, list[str]]:
     """(KITTI boxes (N, 7), scores, class names, ids) of a camera-frame Detection3DArray (the box
     convention the simulator's ground truth and the detection node share)."""
-    from perception_pkg.ros.convert.detections import detection3d_array_to_kitti
+    from perception_pkg.msgs.detections import detection3d_array_to_kitti
 
     boxes, scores, labels, ids = detection3d_array_to_kitti(msg)
     return boxes, scores, np.array(labels, dtype=str).reshape(-1), ids
@@ -416,7 +416,7 @@ def read_bag(
     from rosbags.rosbag2 import Reader
 
     from perception_pkg.bag import get_typestore
-    from perception_pkg.ros.convert import camera_info_to_model, image_to_bgr, stamp_to_ns
+    from perception_pkg.msgs import camera_info_to_model, image_to_bgr, stamp_to_ns
 
     ts = get_typestore()
     needed = {t for t in (image_topic, gt2d_topic, gt3d_topic, det_topic, det3d_topic) if t}

@@ -125,7 +125,7 @@ def coco_frames(
 
 
 def people_to_annotations(people: Any, image_id: int, first_id: int) -> list[dict[str, Any]]:
-    """COCO annotations from :class:`perception_pkg.ros.convert.PeopleArrays` (a ground-truth
+    """COCO annotations from :class:`perception_pkg.msgs.PeopleArrays` (a ground-truth
     PersonArray: keypoint score 1 = visible, 0.5 = occluded, 0 = outside, as the simulator writes it).
     ``area`` is the box area (a bag carries no segmentation)."""
     anns = []
@@ -156,7 +156,7 @@ def bag_frames(
     from rosbags.highlevel import AnyReader
 
     from perception_pkg.bag import get_typestore
-    from perception_pkg.ros.convert import (
+    from perception_pkg.msgs import (
         compressed_to_array,
         detections_to_person_boxes,
         image_to_bgr,

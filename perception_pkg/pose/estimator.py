@@ -12,7 +12,7 @@ The core of the pose node, replay pipeline, evaluation and benchmark: numpy only
 
 Coordinates are the stack's continuous image coordinates (the card convention: pixel column ``j`` spans
 ``[j, j + 1)``). ROS messages put the centre of the first pixel at 0; the converters in
-:mod:`perception_pkg.ros.convert.people` apply that half-pixel shift, nowhere else.
+:mod:`perception_pkg.msgs.people` apply that half-pixel shift, nowhere else.
 """
 
 from __future__ import annotations

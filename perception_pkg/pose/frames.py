@@ -16,16 +16,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.pose.estimator import PoseEstimator, PoseResult
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     MessageFactory,
-    MsgTypes,
     compressed_to_array,
     detections_to_person_boxes,
     image_to_bgr,
     pose_to_person_array,
-    skeleton_markers,
 )
+from perception_pkg.pose.estimator import PoseEstimator, PoseResult
+from perception_pkg.viz.markers import skeleton_markers
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class PoseFrameProcessor:
         estimator: PoseEstimator,
         settings: PoseSettings,
         factory: MessageFactory,
-        types: MsgTypes,
+        types: MessageFactory,
         detector: Any = None,
     ) -> None:
         self.estimator = estimator

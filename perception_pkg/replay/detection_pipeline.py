@@ -25,22 +25,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.detection.detector import DetectionResult, Detector, default_detector_card
-from perception_pkg.paths import models_dir
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     CameraModel,
-    DetectionMsgTypes,
+    MessageFactory,
     MessageFormatError,
-    MsgTypes,
     array_to_image,
     camera_info_to_model,
     compressed_to_array,
     detection2d_array,
     detection3d_array,
-    detection_markers,
     image_to_bgr,
     stamp_to_ns,
 )
+from perception_pkg.paths import models_dir
 from perception_pkg.viz.detections import draw_detections
+from perception_pkg.viz.markers import detection_markers
 
 log = logging.getLogger("perception_pkg.replay.detection")
 
@@ -153,7 +152,7 @@ class DetectionOutputs:
 class DetectionPipeline:
     """Replay pipeline: the configured image topic (+ its CameraInfo topic) -> detection topics."""
 
-    types: DetectionMsgTypes
+    types: MessageFactory
     detector: Detector
     image_topic: str
     camera_info_topic: str
@@ -237,11 +236,11 @@ class DetectionPipeline:
             out.append((self.topics.markers, markers))
         if self.annotated:
             drawn = draw_detections(image, result, camera)
-            out.append((self.topics.annotated, array_to_image(drawn, "bgr8", header, self.types.base)))
+            out.append((self.topics.annotated, array_to_image(drawn, "bgr8", header, self.types)))
         return out
 
 
-def detection_pipeline(types: MsgTypes, params: Mapping[str, Any]) -> DetectionPipeline:
+def detection_pipeline(types: MessageFactory, params: Mapping[str, Any]) -> DetectionPipeline:
     """Factory for PIPELINES: the node's ``ros__parameters`` (missing keys take the node's defaults).
     ``replay_annotated: true`` also writes the annotated image (off by default: it makes bags large)."""
     p = {**DEFAULTS, **dict(params)}
@@ -252,13 +251,13 @@ def detection_pipeline(types: MsgTypes, params: Mapping[str, Any]) -> DetectionP
         score_threshold=float(p["score_threshold"]),
         lift_3d=bool(p["lift_3d"]),
     )
-    del types  # the detection messages need more classes than MsgTypes has; same typestore
+    del types  # the detection messages need more classes than MessageFactory has; same typestore
     topics = DetectionOutputs(
         *(private_topic(str(p[k])) for k in ("detections_2d_topic", "detections_3d_topic", "markers_topic",
                                               "annotated_topic"))
     )  # fmt: skip
     return DetectionPipeline(
-        types=DetectionMsgTypes.rosbags(),
+        types=MessageFactory.rosbags(),
         detector=detector,
         image_topic=str(p["image_topic"]),
         camera_info_topic=str(p["camera_info_topic"]),

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from perception_pkg.msgs import MessageFactory, pointcloud_to_structured, structured_to_pointcloud
 from perception_pkg.pointcloud import CloudFilter
 from perception_pkg.replay.detection_pipeline import detection_pipeline
 from perception_pkg.replay.pose_pipeline import make_pose_pipeline
-from perception_pkg.ros.convert import MsgTypes, pointcloud_to_structured, structured_to_pointcloud
 
 
 class ReplayPipeline(Protocol):
@@ -33,7 +33,7 @@ class ReplayPipeline(Protocol):
 class CloudFilterPipeline:
     """The cloud_filter node's core on every PointCloud2 topic: writes <topic>_filtered."""
 
-    types: MsgTypes
+    types: MessageFactory
     cloud_filter: CloudFilter
     name: str = "cloud_filter"
 
@@ -48,13 +48,13 @@ class CloudFilterPipeline:
         return [(f"{topic}_filtered", structured_to_pointcloud(kept, msg.header, self.types, is_dense=True))]
 
 
-def _cloud_filter(types: MsgTypes, params: dict[str, Any]) -> ReplayPipeline:
+def _cloud_filter(types: MessageFactory, params: dict[str, Any]) -> ReplayPipeline:
     return CloudFilterPipeline(types, CloudFilter.from_params(params))
 
 
 # name -> factory(types, the node's ros__parameters from the config file); a factory may load models,
 # so it runs only for enabled pipelines
-PIPELINES: dict[str, Callable[[MsgTypes, dict[str, Any]], ReplayPipeline]] = {
+PIPELINES: dict[str, Callable[[MessageFactory, dict[str, Any]], ReplayPipeline]] = {
     "cloud_filter": _cloud_filter,
     "detection": detection_pipeline,
     "pose": make_pose_pipeline,

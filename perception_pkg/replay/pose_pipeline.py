@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from perception_pkg.msgs import MessageFactory, stamp_to_ns
 from perception_pkg.pose import PoseEstimator, StampMatcher
 from perception_pkg.pose.frames import PoseFrameProcessor, PoseSettings
-from perception_pkg.ros.convert import MessageFactory, MsgTypes, stamp_to_ns
 
 log = logging.getLogger("perception_pkg.replay.pose")
 
@@ -79,7 +79,7 @@ class PosePipeline:
         return [(self.output_topic, out.people), (self.markers_topic, out.markers)]
 
 
-def make_pose_pipeline(types: MsgTypes, params: dict[str, Any]) -> PosePipeline:
+def make_pose_pipeline(types: MessageFactory, params: dict[str, Any]) -> PosePipeline:
     """A pose pipeline from the ``pose`` node's ros__parameters (missing keys take the node's defaults)."""
     p = {**DEFAULTS, **params}
     estimator = PoseEstimator.from_card(
@@ -91,9 +91,7 @@ def make_pose_pipeline(types: MsgTypes, params: dict[str, Any]) -> PosePipeline:
 
         card = None if p["detector_card"] == "default" else p["detector_card"]
         detector = Detector.from_card(card, backend=p["backend"], lift_3d=False)
-    frames = PoseFrameProcessor(
-        estimator, PoseSettings.from_params(p), MessageFactory.like(types), types, detector
-    )
+    frames = PoseFrameProcessor(estimator, PoseSettings.from_params(p), types, types, detector)
     if frames.needs_detections:
         log.info(
             "pose: person boxes from %s, paired with %s by stamp", p["detections_topic"], p["image_topic"]

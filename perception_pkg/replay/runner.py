@@ -16,10 +16,10 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
 from perception_pkg.bag import get_typestore
+from perception_pkg.msgs import MessageFactory, MessageFormatError
 from perception_pkg.paths import config_dir
 from perception_pkg.replay.pipelines import PIPELINES, ReplayPipeline
 from perception_pkg.replay.topic_stats import TopicStats
-from perception_pkg.ros.convert import MessageFormatError, MsgTypes
 
 log = logging.getLogger("perception_pkg.replay")
 
@@ -53,7 +53,7 @@ def replay_bag(
         raise FileNotFoundError(f"bag not found: {bag}")
     out_dir.mkdir(parents=True, exist_ok=True)
     store = get_typestore()
-    types = MsgTypes.rosbags(store)
+    types = MessageFactory.rosbags(store)
     params_path = Path(params_file) if params_file else config_dir() / "perception.yaml"
     enabled: list[ReplayPipeline] = []
     for name in pipelines or []:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from perception_pkg.ros.convert import MessageFormatError, pointcloud_to_xyz
+from perception_pkg.msgs import MessageFormatError, pointcloud_to_xyz
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

@@ -18,7 +18,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-from perception_pkg.ros.convert import MessageFormatError
+from perception_pkg.msgs import MessageFormatError
 from perception_pkg.ros.params import declare
 from perception_pkg.ros.qos import declare_qos
 from perception_pkg.runtime import LatestSlot, NodeStats

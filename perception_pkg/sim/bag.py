@@ -73,9 +73,9 @@ class GroundTruthMessages:
 
     # small builders --------------------------------------------------------------------------------
     def header(self, stamp_ns: int, frame_id: str) -> Any:
-        from perception_pkg.ros.convert import MsgTypes, make_header
+        from perception_pkg.msgs import MessageFactory, make_header
 
-        return make_header(MsgTypes.rosbags(self.ts), stamp_ns, frame_id)
+        return make_header(MessageFactory.rosbags(self.ts), stamp_ns, frame_id)
 
     def pose(self, position, rotation: np.ndarray | None = None) -> Any:
         t = self.t
@@ -257,14 +257,14 @@ class SimBagWriter:
 
     def write(self, frame: Frame, degraded: dict[str, np.ndarray] | None = None) -> None:
         """Write one frame; ``degraded`` maps weather kind -> RGB image (same size as the frame)."""
-        from perception_pkg.ros.convert import (
-            MsgTypes,
+        from perception_pkg.msgs import (
+            MessageFactory,
             array_to_image,
             model_to_camera_info,
             xyz_to_pointcloud,
         )
 
-        types = MsgTypes.rosbags(self.ts)
+        types = MessageFactory.rosbags(self.ts)
         stamp = frame.stamp_ns
         rig = self.scene.rig
         cam_id, lidar_id = rig.camera.frame_id, rig.lidar.frame_id
@@ -302,7 +302,7 @@ class SimBagWriter:
 
 def camera_model(scene: Scene) -> Any:
     """The simulated camera as the conversion layer's CameraModel (no distortion)."""
-    from perception_pkg.ros.convert import CameraModel
+    from perception_pkg.msgs import CameraModel
 
     cam = scene.rig.camera
     return CameraModel(

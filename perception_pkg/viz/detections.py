@@ -1,9 +1,9 @@
 """Annotated images of detections: 2D boxes with labels, and projected 3D box wireframes.
 
-The same per-class colours are used by the RViz markers (:func:`class_colour`), so a box has one colour
-in the debug image and in 3D. Box geometry is computed for all boxes at once (corner projection, edge
-lists); OpenCV then draws every box of one class in a single ``polylines`` call. Only the label text is
-drawn per box (OpenCV has no batched text).
+The same per-class colours (:mod:`.palette`) are used by the RViz markers (:mod:`.markers`), so a
+box has one colour in the debug image and in 3D. Box geometry is computed for all boxes at once
+(corner projection, edge lists); OpenCV then draws every box of one class in a single ``polylines``
+call. Only the label text is drawn per box (OpenCV has no batched text).
 """
 
 from __future__ import annotations
@@ -15,27 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.geometry3d.box3d import boxes_to_keypoints, project_points
+from perception_pkg.viz.palette import class_colours
 
-if TYPE_CHECKING:  # ros.convert (which the detector imports) uses this module's colours: no cycle
+if TYPE_CHECKING:
     from perception_pkg.detection.detector import DetectionResult
-    from perception_pkg.ros.convert.camera_info import CameraModel
-
-# Well-separated RGB colours (Tableau 10); class id i takes entry i mod 10.
-_PALETTE_RGB = np.array(
-    [
-        [31, 119, 180],
-        [255, 127, 14],
-        [44, 160, 44],
-        [214, 39, 40],
-        [148, 103, 189],
-        [140, 86, 75],
-        [227, 119, 194],
-        [127, 127, 127],
-        [188, 189, 34],
-        [23, 190, 207],
-    ],
-    dtype=np.uint8,
-)
+    from perception_pkg.msgs.camera_info import CameraModel
 
 # The 12 edges of a box in the corner order of perception_pkg.geometry3d.box3d (0-3 bottom, 4-7 top,
 # 0/1/4/5 the front face at +l/2), plus a cross on the front face so the heading is visible.
@@ -48,17 +32,6 @@ WIREFRAME_EDGES = np.concatenate([BOX_EDGES, FRONT_CROSS])
 # 3D boxes with a corner closer than this to the camera plane are not drawn: the projection of a
 # point near or behind the camera is meaningless, and we do not clip edges against the near plane.
 _MIN_DEPTH_M = 0.1
-
-
-def class_colours(class_ids: NDArray[np.integer]) -> NDArray[np.uint8]:
-    """(N, 3) RGB uint8 colours for class ids (negative ids wrap like any other)."""
-    return _PALETTE_RGB[np.asarray(class_ids, dtype=np.int64) % len(_PALETTE_RGB)]
-
-
-def class_colour(class_id: int) -> tuple[float, float, float]:
-    """RGB in [0, 1] for one class id (what std_msgs/ColorRGBA wants)."""
-    r, g, b = _PALETTE_RGB[int(class_id) % len(_PALETTE_RGB)] / 255.0
-    return float(r), float(g), float(b)
 
 
 def _bgr(rgb: NDArray[np.uint8]) -> tuple[int, int, int]:

@@ -11,13 +11,13 @@ from typing import Any
 
 from sensor_msgs.msg import PointCloud2
 
-from perception_pkg.pointcloud import CloudFilter
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
+    MessageFactory,
     MessageFormatError,
-    MsgTypes,
     pointcloud_to_structured,
     structured_to_pointcloud,
 )
+from perception_pkg.pointcloud import CloudFilter
 from perception_pkg.ros.node_base import PerceptionNode
 from perception_pkg.ros.params import ConfigError, declare
 
@@ -38,7 +38,7 @@ class CloudFilterNode(PerceptionNode):
             )
         except ValueError as exc:
             raise ConfigError(f"node 'cloud_filter': {exc}") from exc
-        self._types = MsgTypes.rclpy()
+        self._types = MessageFactory.rclpy()
         self._pub = self.create_publisher(PointCloud2, output_topic, self.output_qos)
         self.subscribe_input(PointCloud2, input_topic)
 

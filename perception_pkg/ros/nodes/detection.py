@@ -11,7 +11,7 @@ Publishes   ~/detections_2d    vision_msgs/Detection2DArray, every processed fra
             ~/markers          visualization_msgs/MarkerArray of the 3D boxes, while someone subscribes
             ~/annotated        sensor_msgs/Image bgr8 with boxes drawn, only while someone subscribes
 All outputs carry the input image's header (stamp and frame), never now(). Message conventions:
-perception_pkg/ros/convert/detections.py.
+perception_pkg/msgs/detections.py.
 
 Bad input (unsupported encoding, truncated data, zero-size image, undecodable JPEG, malformed
 CameraInfo) is counted as ``malformed`` in /diagnostics and skipped; frames processed without usable
@@ -30,6 +30,15 @@ from visualization_msgs.msg import MarkerArray
 
 from perception_pkg.detection.detector import Detector
 from perception_pkg.engines.select import BACKENDS
+from perception_pkg.msgs import (
+    CameraModel,
+    MessageFactory,
+    MessageFormatError,
+    array_to_image,
+    camera_info_to_model,
+    detection2d_array,
+    detection3d_array,
+)
 from perception_pkg.replay.detection_pipeline import (
     DEFAULTS,
     NODE_NAME,
@@ -37,20 +46,11 @@ from perception_pkg.replay.detection_pipeline import (
     image_message_to_bgr,
     load_detector,
 )
-from perception_pkg.ros.convert import (
-    CameraModel,
-    DetectionMsgTypes,
-    MessageFormatError,
-    array_to_image,
-    camera_info_to_model,
-    detection2d_array,
-    detection3d_array,
-    detection_markers,
-)
 from perception_pkg.ros.node_base import PerceptionNode
 from perception_pkg.ros.params import ConfigError, declare
 from perception_pkg.runtime.stats import NodeStats, StatsSnapshot
 from perception_pkg.viz.detections import draw_detections
+from perception_pkg.viz.markers import detection_markers
 
 
 @dataclass
@@ -147,7 +147,7 @@ class DetectionNode(PerceptionNode):
         self.detector = detector
         self.lifts_3d = detector.has_3d and detector.lift_3d
         self.stats = DetectionStats(window=self.stats.window)
-        self._types = DetectionMsgTypes.rclpy()
+        self._types = MessageFactory.rclpy()
         self._camera: CameraModel | None = None
         self._markers_sent = 0
         self._pub_2d = self.create_publisher(Detection2DArray, out["detections_2d_topic"], self.output_qos)
@@ -200,7 +200,7 @@ class DetectionNode(PerceptionNode):
             self._markers_sent = len(result)
         if self._pub_annotated.get_subscription_count() > 0:  # drawing and a frame copy cost: only on demand
             drawn = draw_detections(image, result, camera)
-            self._pub_annotated.publish(array_to_image(drawn, "bgr8", header, types.base))
+            self._pub_annotated.publish(array_to_image(drawn, "bgr8", header, types))
         self.stats.on_frame(problem if self.lifts_3d else "", len(result), result.timings)
 
 

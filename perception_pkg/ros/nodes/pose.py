@@ -7,7 +7,7 @@ Subscribes  ~image_topic       sensor_msgs/Image, or CompressedImage with ``comp
                                detector itself (``detector_card``) or the pose card is bottom-up.
 Publishes   ~output_topic      perception_msgs/PersonArray, header = the image's (stamp and frame)
             ~markers_topic     visualization_msgs/MarkerArray: skeletons in the image plane (see
-                               perception_pkg.ros.convert.people)
+                               perception_pkg.msgs.people)
             ~annotated_topic   sensor_msgs/Image bgr8 with skeletons drawn, only while subscribed
 
 All crops of a frame go through the engine in one batched call. /diagnostics adds the matcher's counts
@@ -28,16 +28,15 @@ from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
 from perception_pkg.engines.select import BACKENDS
-from perception_pkg.pose import PoseEstimator, StampMatcher
-from perception_pkg.pose.frames import PoseFrameProcessor, PoseSettings
-from perception_pkg.pose.matcher import Match
-from perception_pkg.ros.convert import (
+from perception_pkg.msgs import (
     MessageFactory,
     MessageFormatError,
-    MsgTypes,
     array_to_image,
     stamp_to_ns,
 )
+from perception_pkg.pose import PoseEstimator, StampMatcher
+from perception_pkg.pose.frames import PoseFrameProcessor, PoseSettings
+from perception_pkg.pose.matcher import Match
 from perception_pkg.ros.node_base import PerceptionNode
 from perception_pkg.ros.params import ConfigError, declare
 
@@ -112,7 +111,7 @@ class PoseNode(PerceptionNode):
         except (OSError, ValueError) as exc:  # CardError is a ValueError
             raise ConfigError(f"node 'pose': {exc}") from exc
         self.frames = PoseFrameProcessor(
-            estimator, settings, MessageFactory.rclpy(), MsgTypes.rclpy(), detector
+            estimator, settings, MessageFactory.rclpy(), MessageFactory.rclpy(), detector
         )
         self._types = self.frames.types
         self.people_published = 0

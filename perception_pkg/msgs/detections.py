@@ -1,6 +1,6 @@
 """DetectionResult -> vision_msgs Detection2DArray / Detection3DArray and RViz MarkerArray (and back).
 
-No rclpy import: the message classes come from a :class:`DetectionMsgTypes` (``.rclpy()`` for a live
+No rclpy import: the message classes come from a :class:`MessageFactory` (``.rclpy()`` for a live
 node, ``.rosbags()`` for bag replay), so the node and the replay pipeline share these builders.
 
 Conventions (DESIGN.md §4):
@@ -36,107 +36,27 @@ Conventions (DESIGN.md §4):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.geometry3d.box3d import boxes_to_keypoints
-from perception_pkg.ros.convert._common import (
+from perception_pkg.msgs._common import (
     PIXEL_SHIFT,
     float_array,
     get_field,
-    pack_bytes,
     pack_floats,
     str_field,
 )
-from perception_pkg.ros.convert.errors import MessageFormatError
-from perception_pkg.ros.convert.types import MsgTypes
-from perception_pkg.viz.detections import WIREFRAME_EDGES, class_colour
+from perception_pkg.msgs.errors import MessageFormatError
+from perception_pkg.msgs.factory import MessageFactory
 
 if TYPE_CHECKING:  # the detector imports this package (CameraModel): a runtime import would be circular
     from perception_pkg.detection.detector import DetectionResult
 
 _DET2D = "vision_msgs/msg/Detection2DArray"
 _DET3D = "vision_msgs/msg/Detection3DArray"
-MARKER_NS_BOXES = "detection_boxes"
-MARKER_NS_LABELS = "detection_labels"
 _SQRT_HALF = math.sqrt(0.5)
-
-# Message classes by ROS type name; the dataclass fields below are these names' last component.
-_NAMES = {
-    "Detection2DArray": "vision_msgs/msg/Detection2DArray",
-    "Detection2D": "vision_msgs/msg/Detection2D",
-    "BoundingBox2D": "vision_msgs/msg/BoundingBox2D",
-    "Pose2D": "vision_msgs/msg/Pose2D",
-    "Point2D": "vision_msgs/msg/Point2D",
-    "ObjectHypothesisWithPose": "vision_msgs/msg/ObjectHypothesisWithPose",
-    "ObjectHypothesis": "vision_msgs/msg/ObjectHypothesis",
-    "Detection3DArray": "vision_msgs/msg/Detection3DArray",
-    "Detection3D": "vision_msgs/msg/Detection3D",
-    "BoundingBox3D": "vision_msgs/msg/BoundingBox3D",
-    "Pose": "geometry_msgs/msg/Pose",
-    "PoseWithCovariance": "geometry_msgs/msg/PoseWithCovariance",
-    "Point": "geometry_msgs/msg/Point",
-    "Quaternion": "geometry_msgs/msg/Quaternion",
-    "Vector3": "geometry_msgs/msg/Vector3",
-    "MarkerArray": "visualization_msgs/msg/MarkerArray",
-    "Marker": "visualization_msgs/msg/Marker",
-    "MeshFile": "visualization_msgs/msg/MeshFile",
-    "ColorRGBA": "std_msgs/msg/ColorRGBA",
-    "Duration": "builtin_interfaces/msg/Duration",
-}
-
-
-@dataclass(frozen=True)
-class DetectionMsgTypes:
-    """The vision_msgs / geometry_msgs / visualization_msgs classes the detection builders need, plus
-    the sensor/std ones of :class:`MsgTypes` (``base``) for headers and images."""
-
-    base: MsgTypes
-    Detection2DArray: type
-    Detection2D: type
-    BoundingBox2D: type
-    Pose2D: type
-    Point2D: type
-    ObjectHypothesisWithPose: type
-    ObjectHypothesis: type
-    Detection3DArray: type
-    Detection3D: type
-    BoundingBox3D: type
-    Pose: type
-    PoseWithCovariance: type
-    Point: type
-    Quaternion: type
-    Vector3: type
-    MarkerArray: type
-    Marker: type
-    MeshFile: type
-    ColorRGBA: type
-    Duration: type
-
-    @classmethod
-    def rclpy(cls) -> DetectionMsgTypes:
-        """rclpy's generated classes (vision_msgs from apt or our wire-compatible subset)."""
-        import importlib
-
-        classes = {}
-        for field, name in _NAMES.items():
-            pkg, _, msg = name.split("/")
-            classes[field] = getattr(importlib.import_module(f"{pkg}.msg"), msg)
-        return cls(base=MsgTypes.rclpy(), **classes)
-
-    @classmethod
-    def rosbags(cls, typestore: Any = None) -> DetectionMsgTypes:
-        """rosbags dataclasses (default: the project's Jazzy typestore with vision_msgs registered)."""
-        if typestore is None:
-            from perception_pkg.bag import get_typestore
-
-            typestore = get_typestore()
-        t = typestore.types
-        return cls(base=MsgTypes.rosbags(typestore), **{f: t[n] for f, n in _NAMES.items()})
-
 
 # --- KITTI box <-> BoundingBox3D pose ---------------------------------------------------------------
 
@@ -190,14 +110,14 @@ def bbox3d_to_kitti(
 # --- builders --------------------------------------------------------------------------------------
 
 
-def _pose(types: DetectionMsgTypes, xyz: Any, q: Any = (0.0, 0.0, 0.0, 1.0)) -> Any:
+def pose_msg(types: MessageFactory, xyz: Any, q: Any = (0.0, 0.0, 0.0, 1.0)) -> Any:
     return types.Pose(
         position=types.Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
         orientation=types.Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
     )
 
 
-def _hypothesis(types: DetectionMsgTypes, label: str, score: float, pose: Any) -> Any:
+def _hypothesis(types: MessageFactory, label: str, score: float, pose: Any) -> Any:
     return types.ObjectHypothesisWithPose(
         hypothesis=types.ObjectHypothesis(class_id=label, score=float(score)),
         pose=types.PoseWithCovariance(
@@ -206,7 +126,7 @@ def _hypothesis(types: DetectionMsgTypes, label: str, score: float, pose: Any) -
     )
 
 
-def detection2d_array(result: DetectionResult, header: Any, types: DetectionMsgTypes) -> Any:
+def detection2d_array(result: DetectionResult, header: Any, types: MessageFactory) -> Any:
     """``vision_msgs/Detection2DArray`` of ``result`` (every row), stamped with ``header``."""
     dets = result.detections
     boxes = np.asarray(dets.boxes, dtype=np.float64)
@@ -219,12 +139,12 @@ def detection2d_array(result: DetectionResult, header: Any, types: DetectionMsgT
         bbox = types.BoundingBox2D(
             center=types.Pose2D(position=types.Point2D(x=cx, y=cy), theta=0.0), size_x=sx, size_y=sy
         )
-        hyp = _hypothesis(types, label, scores[i], _pose(types, (cx, cy, 0.0)))
+        hyp = _hypothesis(types, label, scores[i], pose_msg(types, (cx, cy, 0.0)))
         out.append(types.Detection2D(header=header, results=[hyp], bbox=bbox, id=str(i)))
     return types.Detection2DArray(header=header, detections=out)
 
 
-def detection3d_array(result: DetectionResult, header: Any, types: DetectionMsgTypes) -> Any:
+def detection3d_array(result: DetectionResult, header: Any, types: MessageFactory) -> Any:
     """``vision_msgs/Detection3DArray`` of the rows of ``result`` with a finite 3D box (none when
     ``result.boxes3d`` is None). ``header`` should be the camera's (optical frame) header."""
     if result.boxes3d is None:
@@ -238,106 +158,12 @@ def detection3d_array(result: DetectionResult, header: Any, types: DetectionMsgT
     scores = result.detections.scores if scores is None else scores
     out = []
     for j, r in enumerate(rows.tolist()):
-        pose = _pose(types, centres[j], quats[j])
+        pose = pose_msg(types, centres[j], quats[j])
         l_, w_, h_ = sizes[j].tolist()
         bbox = types.BoundingBox3D(center=pose, size=types.Vector3(x=l_, y=w_, z=h_))
-        hyp = _hypothesis(types, labels[r], scores[r], _pose(types, centres[j], quats[j]))
+        hyp = _hypothesis(types, labels[r], scores[r], pose_msg(types, centres[j], quats[j]))
         out.append(types.Detection3D(header=header, results=[hyp], bbox=bbox, id=str(r)))
     return types.Detection3DArray(header=header, detections=out)
-
-
-def _marker(
-    types: DetectionMsgTypes,
-    header: Any,
-    ns: str,
-    mid: int,
-    action: int,
-    *,
-    kind: int = 0,
-    points: list | None = None,
-    scale: float = 0.0,
-    rgba: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
-    lifetime_s: float = 0.0,
-    text: str = "",
-    pose: Any = None,
-) -> Any:
-    """A Marker with every field given (rosbags classes have no defaults)."""
-    sec, nanosec = divmod(round(lifetime_s * 1e9), 1_000_000_000)
-    empty = np.zeros(0, dtype=np.uint8)
-    return types.Marker(
-        header=header,
-        ns=ns,
-        id=int(mid),
-        type=int(kind),
-        action=int(action),
-        pose=pose if pose is not None else _pose(types, (0.0, 0.0, 0.0)),
-        scale=types.Vector3(x=float(scale), y=float(scale), z=float(scale)),
-        color=types.ColorRGBA(r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]),
-        lifetime=types.Duration(sec=sec, nanosec=nanosec),
-        frame_locked=False,
-        points=points or [],
-        colors=[],
-        texture_resource="",
-        texture=types.base.CompressedImage(
-            header=types.base.Header(stamp=types.base.Time(sec=0, nanosec=0), frame_id=""),
-            format="",
-            data=pack_bytes(types.base.CompressedImage, empty),
-        ),
-        uv_coordinates=[],
-        text=text,
-        mesh_resource="",
-        mesh_file=types.MeshFile(filename="", data=pack_bytes(types.MeshFile, empty)),
-        mesh_use_embedded_materials=False,
-    )
-
-
-def detection_markers(
-    result: DetectionResult,
-    header: Any,
-    types: DetectionMsgTypes,
-    *,
-    lifetime_s: float = 0.5,
-    line_width: float = 0.05,
-    text_height: float = 0.4,
-    previous_count: int = 0,
-) -> Any:
-    """``visualization_msgs/MarkerArray``: a wireframe and a label per finite 3D box (id = its row),
-    then DELETE for ids ``len(result) .. previous_count - 1`` left over from the previous call."""
-    marker_cls = types.Marker
-    add, delete = int(marker_cls.ADD), int(marker_cls.DELETE)
-    markers = []
-    n = len(result)
-    if result.boxes3d is not None and n:
-        boxes3d = np.asarray(result.boxes3d, dtype=np.float64).reshape(-1, 7)
-        rows = np.flatnonzero(np.all(np.isfinite(boxes3d), axis=1))
-        corners = boxes_to_keypoints(boxes3d[rows])[:, :8]  # (M, 8, 3)
-        segments = corners[:, WIREFRAME_EDGES.reshape(-1)].tolist()  # (M, 2E, 3): LINE_LIST pairs
-        tops = boxes3d[rows, :3].copy()
-        tops[:, 1] -= boxes3d[rows, 3] + text_height  # just above the top face (y down)
-        labels = result.labels()
-        scores = result.detections.scores
-        cids = result.detections.class_ids
-        for j, r in enumerate(rows.tolist()):
-            rgba = (*class_colour(int(cids[r])), 1.0)
-            pts = [types.Point(x=p[0], y=p[1], z=p[2]) for p in segments[j]]
-            markers.append(
-                _marker(types, header, MARKER_NS_BOXES, r, add, kind=int(marker_cls.LINE_LIST),
-                        points=pts, scale=line_width, rgba=rgba, lifetime_s=lifetime_s)
-            )  # fmt: skip
-            markers.append(
-                _marker(types, header, MARKER_NS_LABELS, r, add, kind=int(marker_cls.TEXT_VIEW_FACING),
-                        scale=text_height, rgba=rgba, lifetime_s=lifetime_s,
-                        text=f"{labels[r]} {scores[r]:.2f}", pose=_pose(types, tops[j]))
-            )  # fmt: skip
-        # rows without a 3D box this frame may have had one before: delete those ids too
-        stale = np.setdiff1d(np.arange(n), rows).tolist()
-    else:
-        stale = list(range(n))
-    stale += list(range(n, int(previous_count)))
-    for r in stale:
-        for ns in (MARKER_NS_BOXES, MARKER_NS_LABELS):
-            markers.append(_marker(types, header, ns, r, delete))
-    return types.MarkerArray(markers=markers)
 
 
 # --- readers (evaluation, tests, replay reports) ----------------------------------------------------

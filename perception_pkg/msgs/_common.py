@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from perception_pkg.ros.convert.errors import MessageFormatError
+from perception_pkg.msgs.errors import MessageFormatError
 
 BYTES_EXPECTED = "bytes-like data (bytes, array.array('B') or a uint8 numpy array)"
 

@@ -15,106 +15,20 @@ optical frame), so RViz shows a flat, to-scale picture of the skeletons next to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.ros.convert._common import PIXEL_SHIFT, _is_rclpy_class, get_field, str_field
-from perception_pkg.ros.convert.errors import MessageFormatError
-from perception_pkg.ros.convert.types import MsgTypes, stamp_to_ns
-from perception_pkg.sim.people import COCO_SKELETON
+from perception_pkg.msgs._common import PIXEL_SHIFT, get_field, str_field
+from perception_pkg.msgs.errors import MessageFormatError
+from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.msgs.header import stamp_to_ns
 
 NUM_COCO_KEYPOINTS = 17
 PERSON_ARRAY = "perception_msgs/msg/PersonArray"
 DETECTION2D_ARRAY = "vision_msgs/msg/Detection2DArray"
-MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
-_LINE_LIST, _POINTS, _ADD, _DELETE = 5, 8, 0, 2  # visualization_msgs/Marker constants
-_SKELETON = np.asarray(COCO_SKELETON, dtype=np.intp)  # (19, 2) keypoint index pairs
-
-
-class MessageFactory:
-    """Builds messages by ROS type name (``perception_msgs/msg/Person``) for rclpy or rosbags.
-
-    rosbags dataclasses have no field defaults, so fields not given are filled with the ROS defaults
-    (zeros, empty strings and sequences, nested defaults) from the typestore's definitions.
-    """
-
-    def __init__(
-        self, resolve: Callable[[str], type], defaults: Callable[[str], dict[str, Any]] | None
-    ) -> None:
-        self._resolve = resolve
-        self._defaults = defaults
-        self._classes: dict[str, type] = {}
-
-    @classmethod
-    def rclpy(cls) -> MessageFactory:
-        import importlib
-
-        def resolve(name: str) -> type:
-            pkg, _, msg = name.split("/")
-            return getattr(importlib.import_module(f"{pkg}.msg"), msg)
-
-        return cls(resolve, None)
-
-    @classmethod
-    def rosbags(cls, typestore: Any = None) -> MessageFactory:
-        if typestore is None:
-            from perception_pkg.bag import get_typestore
-
-            typestore = get_typestore()
-        return cls(typestore.types.__getitem__, lambda name: _rosbags_defaults(typestore, name))
-
-    @classmethod
-    def like(cls, types: MsgTypes | MessageFactory) -> MessageFactory:
-        """The factory of the same flavour as a :class:`MsgTypes` (rosbags: the project's typestore)."""
-        if isinstance(types, MessageFactory):
-            return types
-        return cls.rclpy() if _is_rclpy_class(types.Header) else cls.rosbags()
-
-    def cls(self, name: str) -> type:
-        c = self._classes.get(name)
-        if c is None:
-            c = self._classes[name] = self._resolve(name)
-        return c
-
-    def __call__(self, name: str, **fields: Any) -> Any:
-        if self._defaults is not None:
-            fields = {**self._defaults(name), **fields}
-        return self.cls(name)(**fields)
-
-
-_BASE_DEFAULTS = {"string": "", "bool": False, "float32": 0.0, "float64": 0.0}
-_NUMPY = {
-    "float32": np.float32, "float64": np.float64, "uint8": np.uint8, "byte": np.uint8, "char": np.uint8,
-    "int8": np.int8, "uint16": np.uint16, "int16": np.int16, "uint32": np.uint32, "int32": np.int32,
-    "uint64": np.uint64, "int64": np.int64,
-}  # fmt: skip
-
-
-def _rosbags_defaults(typestore: Any, name: str) -> dict[str, Any]:
-    _, fields = typestore.fielddefs[name]
-    out: dict[str, Any] = {}
-    for fname, (kind, detail) in fields:
-        kind = int(kind)
-        if kind == 1:  # BASE
-            out[fname] = _BASE_DEFAULTS.get(detail[0], 0)
-        elif kind == 2:  # NAME: a nested message
-            out[fname] = typestore.types[detail](**_rosbags_defaults(typestore, detail))
-        elif kind == 3:  # ARRAY (fixed size)
-            (sub_kind, sub), size = detail
-            base = sub[0] if int(sub_kind) == 1 else None
-            if base in _NUMPY:
-                out[fname] = np.zeros(size, dtype=_NUMPY[base])
-            else:
-                out[fname] = [_BASE_DEFAULTS.get(base, 0) for _ in range(size)]
-        else:  # SEQUENCE: numpy for numeric elements, as rosbags' CDR writer expects
-            (sub_kind, sub), _ = detail
-            base = sub[0] if int(sub_kind) == 1 else None
-            out[fname] = np.zeros(0, dtype=_NUMPY[base]) if base in _NUMPY else []
-    return out
 
 
 # --- readers -------------------------------------------------------------------------------------------
@@ -237,7 +151,7 @@ def _bbox(f: MessageFactory, box: NDArray) -> Any:
 
 def people_to_person_array(
     header: Any,
-    types: MsgTypes | MessageFactory,
+    types: MessageFactory,
     boxes: NDArray,
     person_scores: NDArray,
     keypoints: NDArray,
@@ -245,7 +159,7 @@ def people_to_person_array(
     sigmas: NDArray | None = None,
 ) -> Any:
     """A ``perception_msgs/PersonArray`` from arrays in stack coordinates (``sigmas`` None -> NaN)."""
-    f = MessageFactory.like(types)
+    f = types
     n = len(boxes)
     if keypoints.shape != (n, NUM_COCO_KEYPOINTS, 2) or keypoint_scores.shape != (n, NUM_COCO_KEYPOINTS):
         raise MessageFormatError(
@@ -270,57 +184,8 @@ def people_to_person_array(
     return f(PERSON_ARRAY, header=header, people=people)
 
 
-def pose_to_person_array(result: Any, header: Any, types: MsgTypes | MessageFactory) -> Any:
+def pose_to_person_array(result: Any, header: Any, types: MessageFactory) -> Any:
     """A ``perception_msgs/PersonArray`` from a :class:`perception_pkg.pose.PoseResult`."""
     return people_to_person_array(
         header, types, result.boxes, result.person_scores, result.keypoints, result.scores, result.sigmas
-    )
-
-
-def skeleton_markers(
-    header: Any,
-    types: MsgTypes | MessageFactory,
-    keypoints: NDArray,
-    scores: NDArray,
-    *,
-    threshold: float = 0.0,
-    pixel_size: float = 1e-3,
-    ns: str = "pose",
-) -> Any:
-    """A MarkerArray: limbs as one LINE_LIST (id 0) and keypoints as one POINTS marker (id 1).
-
-    A limb is drawn when both its keypoints score >= ``threshold`` and are finite. Fixed ids, so each
-    message replaces the previous one in RViz; with nobody to draw both markers are DELETE actions.
-    Coordinates: see the module docstring (image plane, ``pixel_size`` metres per pixel).
-    """
-    f = MessageFactory.like(types)
-    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_COCO_KEYPOINTS, 2) - PIXEL_SHIFT
-    ok = (np.asarray(scores).reshape(kp.shape[:2]) >= threshold) & np.isfinite(kp).all(-1)
-    limb_ok = ok[:, _SKELETON[:, 0]] & ok[:, _SKELETON[:, 1]]  # (N, 19)
-    ends = kp[:, _SKELETON][limb_ok].reshape(-1, 2) * pixel_size  # (2 * limbs, 2), pairs in order
-    joints = kp[ok] * pixel_size
-    point_cls = f.cls("geometry_msgs/msg/Point")
-
-    def marker(mid: int, kind: int, xy: NDArray, width: float, rgba: tuple[float, ...]) -> Any:
-        pts = [point_cls(x=x, y=y, z=0.0) for x, y in xy.tolist()]
-        return f(
-            "visualization_msgs/msg/Marker",
-            header=header,
-            ns=ns,
-            id=mid,
-            type=kind,
-            action=_ADD if pts else _DELETE,
-            pose=f("geometry_msgs/msg/Pose", orientation=f("geometry_msgs/msg/Quaternion", w=1.0)),
-            scale=f("geometry_msgs/msg/Vector3", x=width, y=width, z=width),
-            color=f("std_msgs/msg/ColorRGBA", r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]),
-            points=pts,
-        )
-
-    w = 3.0 * pixel_size
-    return f(
-        MARKER_ARRAY,
-        markers=[
-            marker(0, _LINE_LIST, ends, w, (0.1, 0.9, 0.2, 1.0)),
-            marker(1, _POINTS, joints, 2 * w, (1.0, 0.3, 0.1, 1.0)),
-        ],
     )

@@ -1,4 +1,4 @@
-"""Builders shared by the tests of perception_pkg.ros.convert.
+"""Builders shared by the tests of perception_pkg.msgs.
 
 Messages are built here field by field, independently of the writers under test, so that reader tests
 do not merely check that the converters agree with themselves.
@@ -14,31 +14,31 @@ from typing import Any
 import numpy as np
 import pytest
 
+from perception_pkg.msgs import MessageFactory, make_header
 from perception_pkg.paths import assets_dir
-from perception_pkg.ros.convert import MsgTypes, make_header
 
-ROSBAGS = MsgTypes.rosbags()
+ROSBAGS = MessageFactory.rosbags()
 
 
-def rclpy_types() -> MsgTypes:
+def rclpy_types() -> MessageFactory:
     """rclpy's message classes, or skip the calling test."""
     pytest.importorskip("rclpy", reason="rclpy not installed (scripts/bootstrap.sh installs it)")
     pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs Python package not installed")
-    return MsgTypes.rclpy()
+    return MessageFactory.rclpy()
 
 
-def flavour(name: str) -> MsgTypes:
+def flavour(name: str) -> MessageFactory:
     return ROSBAGS if name == "rosbags" else rclpy_types()
 
 
 FLAVOURS = ("rosbags", "rclpy")
 
 
-def is_rclpy(types: MsgTypes) -> bool:
+def is_rclpy(types: MessageFactory) -> bool:
     return hasattr(types.Image, "_fields_and_field_types")
 
 
-def payload(types: MsgTypes, raw: bytes) -> Any:
+def payload(types: MessageFactory, raw: bytes) -> Any:
     """The ``data`` value each flavour carries: array.array('B') for rclpy, uint8 ndarray for rosbags."""
     if is_rclpy(types):
         return array.array("B", raw)
@@ -50,12 +50,19 @@ def data_buffer(msg: Any) -> np.ndarray:
     return np.frombuffer(msg.data, dtype=np.uint8)
 
 
-def header(types: MsgTypes, stamp_ns: int = 1_600_000_000_123_456_789, frame: str = "sensor") -> Any:
+def header(types: MessageFactory, stamp_ns: int = 1_600_000_000_123_456_789, frame: str = "sensor") -> Any:
     return make_header(types, stamp_ns, frame)
 
 
 def raw_image(
-    types: MsgTypes, raw: bytes, *, height: int, width: int, encoding: str, step: int, is_bigendian: int = 0
+    types: MessageFactory,
+    raw: bytes,
+    *,
+    height: int,
+    width: int,
+    encoding: str,
+    step: int,
+    is_bigendian: int = 0,
 ) -> Any:
     return types.Image(
         header=header(types),
@@ -109,7 +116,7 @@ def pack_cloud_reference(
 
 
 def raw_cloud(
-    types: MsgTypes,
+    types: MessageFactory,
     raw: bytes,
     fields: list[tuple[str, int, int, int]],
     *,

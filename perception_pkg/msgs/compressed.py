@@ -14,10 +14,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from perception_pkg.ros.convert._common import byte_buffer, get_field, pack_bytes, str_field
-from perception_pkg.ros.convert.errors import MessageFormatError
-from perception_pkg.ros.convert.image import ENCODINGS
-from perception_pkg.ros.convert.types import MsgTypes
+from perception_pkg.msgs._common import byte_buffer, get_field, pack_bytes, str_field
+from perception_pkg.msgs.errors import MessageFormatError
+from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.msgs.image import ENCODINGS
 
 _COMPRESSED = "sensor_msgs/msg/CompressedImage"
 _CODECS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
@@ -205,7 +205,7 @@ def compressed_to_array(msg: Any, *, color: str = "bgr") -> np.ndarray:
 def array_to_compressed(
     array: np.ndarray,
     header: Any,
-    types: MsgTypes,
+    types: MessageFactory,
     *,
     fmt: str = "jpeg",
     quality: int = 90,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from perception_pkg.ros.convert._common import (
+from perception_pkg.msgs._common import (
     bool_field,
     float_array,
     get_field,
@@ -15,8 +15,8 @@ from perception_pkg.ros.convert._common import (
     str_field,
     uint_field,
 )
-from perception_pkg.ros.convert.errors import MessageFormatError
-from perception_pkg.ros.convert.types import MsgTypes
+from perception_pkg.msgs.errors import MessageFormatError
+from perception_pkg.msgs.factory import MessageFactory
 
 _CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 
@@ -100,7 +100,7 @@ def _matrix(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     return arr.reshape(-1)
 
 
-def model_to_camera_info(model: CameraModel, header: Any, types: MsgTypes) -> Any:
+def model_to_camera_info(model: CameraModel, header: Any, types: MessageFactory) -> Any:
     """A ``sensor_msgs/CameraInfo`` of class ``types.CameraInfo``; ``header`` is used as given."""
     x_off, y_off, roi_h, roi_w, rectify = model.roi
     cls = types.CameraInfo

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from perception_pkg.ros.convert._common import (
+from perception_pkg.msgs._common import (
     bool_field,
     byte_buffer,
     get_field,
@@ -23,8 +23,8 @@ from perception_pkg.ros.convert._common import (
     str_field,
     uint_field,
 )
-from perception_pkg.ros.convert.errors import MessageFormatError
-from perception_pkg.ros.convert.types import MsgTypes
+from perception_pkg.msgs.errors import MessageFormatError
+from perception_pkg.msgs.factory import MessageFactory
 
 _CLOUD = "sensor_msgs/msg/PointCloud2"
 
@@ -266,7 +266,7 @@ def _is_big(dt: np.dtype) -> bool:
 
 
 def structured_to_pointcloud(
-    points: np.ndarray, header: Any, types: MsgTypes, *, is_dense: bool | None = None
+    points: np.ndarray, header: Any, types: MessageFactory, *, is_dense: bool | None = None
 ) -> Any:
     """A ``sensor_msgs/PointCloud2`` with one PointField per field of the structured array ``points``.
 
@@ -278,7 +278,9 @@ def structured_to_pointcloud(
     return _build_cloud(np.asarray(points), header, types, is_dense, owned=False)
 
 
-def _build_cloud(arr: np.ndarray, header: Any, types: MsgTypes, is_dense: bool | None, *, owned: bool) -> Any:
+def _build_cloud(
+    arr: np.ndarray, header: Any, types: MessageFactory, is_dense: bool | None, *, owned: bool
+) -> Any:
     if arr.dtype.names is None or not arr.dtype.names:
         raise MessageFormatError(_CLOUD, "data", "a structured array with named fields", str(arr.dtype))
     if arr.ndim == 1:
@@ -327,7 +329,7 @@ def _build_cloud(arr: np.ndarray, header: Any, types: MsgTypes, is_dense: bool |
 
 
 def xyz_to_pointcloud(
-    xyz: np.ndarray, header: Any, types: MsgTypes, *, intensity: np.ndarray | None = None
+    xyz: np.ndarray, header: Any, types: MessageFactory, *, intensity: np.ndarray | None = None
 ) -> Any:
     """An unorganised float32 cloud: x, y, z at offsets 0, 4, 8 (+ intensity at 12), point_step 12/16.
 

@@ -38,7 +38,7 @@ def make_sim_bag(out: Path, frames: int = 2, hw: tuple[int, int] = SIM_HW) -> Si
     from rosbags.highlevel import AnyReader
 
     from perception_pkg.bag import get_typestore
-    from perception_pkg.ros.convert import (
+    from perception_pkg.msgs import (
         camera_info_to_model,
         detection2d_array_to_xyxy,
         detection3d_array_to_kitti,

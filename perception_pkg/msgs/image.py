@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from perception_pkg.ros.convert._common import (
+from perception_pkg.msgs._common import (
     bool_field,
     byte_buffer,
     get_field,
@@ -25,8 +25,8 @@ from perception_pkg.ros.convert._common import (
     str_field,
     uint_field,
 )
-from perception_pkg.ros.convert.errors import MessageFormatError
-from perception_pkg.ros.convert.types import MsgTypes
+from perception_pkg.msgs.errors import MessageFormatError
+from perception_pkg.msgs.factory import MessageFactory
 
 _IMAGE = "sensor_msgs/msg/Image"
 
@@ -205,7 +205,7 @@ def image_to_rgb(msg: Any, *, copy: bool = False) -> np.ndarray:
     return _to_colour(msg, "rgb", copy)
 
 
-def array_to_image(array: np.ndarray, encoding: str, header: Any, types: MsgTypes) -> Any:
+def array_to_image(array: np.ndarray, encoding: str, header: Any, types: MessageFactory) -> Any:
     """A ``sensor_msgs/Image`` of class ``types.Image`` holding ``array`` (HxW, HxWx1 or HxWxC).
 
     The dtype must be the encoding's (any byte order: a big-endian array is sent with is_bigendian=1).
