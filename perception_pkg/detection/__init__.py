@@ -7,5 +7,14 @@ from perception_pkg.detection.detector import (
     lift_boxes3d,
     projection_matrix,
 )
+from perception_pkg.detection.loader import load_detector, resolve_card
 
-__all__ = ["DetectionResult", "Detector", "default_detector_card", "lift_boxes3d", "projection_matrix"]
+__all__ = [
+    "DetectionResult",
+    "Detector",
+    "default_detector_card",
+    "lift_boxes3d",
+    "load_detector",
+    "projection_matrix",
+    "resolve_card",
+]
