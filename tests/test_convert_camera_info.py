@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers.convert import FLAVOURS, ROSBAGS, asset, flavour, header
 
+from perception_pkg.geometry3d.camera import CameraModel
 from perception_pkg.msgs import (
-    CameraModel,
     MessageFormatError,
     camera_info_to_model,
     model_to_camera_info,

@@ -13,8 +13,8 @@ from perception_pkg.bag import get_typestore
 from perception_pkg.decoders.types import Detections
 from perception_pkg.detection import DetectionResult
 from perception_pkg.geometry3d.box3d import box3d_corners
+from perception_pkg.geometry3d.camera import CameraModel
 from perception_pkg.msgs import (
-    CameraModel,
     MessageFactory,
     bbox3d_to_kitti,
     detection2d_array,

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from perception_pkg.cards.schema import parse_card
-from perception_pkg.decoders.mixture import MixturePoseDecoder
-from perception_pkg.decoders.pose_mixture import sigma_from_raw
+from perception_pkg.decoders.detection.rtm3d import MIN_VERTEX_CONFIDENCE
+from perception_pkg.decoders.pose.mixture_pose import MixturePoseDecoder, sigma_from_raw
 from perception_pkg.decoders.registry import build_decoder
-from perception_pkg.decoders.rtm3d import MIN_VERTEX_CONFIDENCE
-from perception_pkg.detection.detector import lift_boxes3d
-from perception_pkg.detection3d.multibin import encode_multibin, rotation_y_to_alpha
 from perception_pkg.geometry3d.box3d import box3d_keypoints, project_points
-from perception_pkg.msgs import CameraModel
+from perception_pkg.geometry3d.camera import CameraModel
+from perception_pkg.geometry3d.lift import lift_boxes3d
+from perception_pkg.geometry3d.multibin import encode_multibin, rotation_y_to_alpha
 
 W, H, S = 640, 480, 4
 K = np.array([[400.0, 0, (W - 1) / 2], [0, 400.0, (H - 1) / 2], [0, 0, 1]])
@@ -171,7 +170,7 @@ def test_mixture_decoder_takes_the_max_alpha_component_and_publishes_sigma():
 
 @pytest.mark.parametrize("noise_px", [0.0, 0.5, 3.0])
 def test_batched_solver_matches_per_object_scipy_lm(noise_px: float):
-    from perception_pkg.detection3d.solver import solve_boxes3d, solve_boxes3d_batched
+    from perception_pkg.geometry3d.solver import solve_boxes3d, solve_boxes3d_batched
 
     rng = np.random.default_rng(7)
     n = 8

@@ -11,13 +11,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from perception_pkg.cards import CardError, parse_card
-from perception_pkg.decoders import (
-    argmax_decode,
-    build_decoder,
-    heatmap_to_crop,
-    max_pool3x3,
-    yolox_grid,
-)
+from perception_pkg.decoders import build_decoder
+from perception_pkg.decoders.detection.centernet import max_pool3x3
+from perception_pkg.decoders.detection.yolox import yolox_grid
+from perception_pkg.decoders.pose.geometry import heatmap_to_crop
+from perception_pkg.decoders.pose.heatmap_argmax import argmax_decode
 from perception_pkg.preprocess import letterbox_transform, topdown_transform
 
 NET_HW = (256, 320)

@@ -8,8 +8,15 @@ from helpers.pose_decoders import gaussian_maps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.decoders.pose_argmax import (
-    COCO17_FLIP_PAIRS,
+from perception_pkg.decoders.pose.geometry import (
+    crop_to_heatmap,
+    heatmap_to_crop,
+    heatmap_to_image,
+    image_to_heatmap,
+    invert_affine,
+    stride_from_shapes,
+)
+from perception_pkg.decoders.pose.heatmap_argmax import (
     argmax_decode,
     flip_average,
     flip_back,
@@ -18,14 +25,7 @@ from perception_pkg.decoders.pose_argmax import (
     pose_score,
     rsn_decode,
 )
-from perception_pkg.decoders.pose_geometry import (
-    crop_to_heatmap,
-    heatmap_to_crop,
-    heatmap_to_image,
-    image_to_heatmap,
-    invert_affine,
-    stride_from_shapes,
-)
+from perception_pkg.pose.coco17 import FLIP_PAIRS
 
 H, W = 32, 32
 
@@ -82,7 +82,7 @@ def _symmetric_person(w: int) -> np.ndarray:
     cx = (w - 1) / 2
     kp = np.zeros((17, 2))
     kp[0] = [cx, 4.3]
-    for i, (a, b) in enumerate(COCO17_FLIP_PAIRS):
+    for i, (a, b) in enumerate(FLIP_PAIRS):
         dx, y = 1.7 + 0.9 * i, 5.2 + 2.9 * i
         kp[a] = [cx + dx, y]  # left keypoints appear on the image's right for a person facing us
         kp[b] = [cx - dx, y]
@@ -93,9 +93,9 @@ def test_flip_average_symmetric_person_decodes_the_same() -> None:
     kp = _symmetric_person(W)
     hm = gaussian_maps(kp, H, W, sigma=1.5).astype(np.float32)
     # the flipped crop shows the mirror image; the network (here: ideal) labels channels by body side
-    hm_f = gaussian_maps(hflip_keypoints(kp, W, COCO17_FLIP_PAIRS), H, W, sigma=1.5).astype(np.float32)
-    np.testing.assert_allclose(flip_back(hm_f, COCO17_FLIP_PAIRS), hm, atol=1e-6)
-    avg = flip_average(hm, hm_f, COCO17_FLIP_PAIRS)
+    hm_f = gaussian_maps(hflip_keypoints(kp, W, FLIP_PAIRS), H, W, sigma=1.5).astype(np.float32)
+    np.testing.assert_allclose(flip_back(hm_f, FLIP_PAIRS), hm, atol=1e-6)
+    avg = flip_average(hm, hm_f, FLIP_PAIRS)
     np.testing.assert_array_equal(argmax_decode(avg)[0], argmax_decode(hm)[0])
     np.testing.assert_array_equal(rsn_decode(hm, hm_f)[0], rsn_decode(hm)[0])
 
@@ -106,10 +106,10 @@ def test_flip_back_inverts_any_person(seed: int) -> None:
     rng = np.random.default_rng(seed)
     kp = rng.uniform(2, [W - 3, H - 3], size=(3, 17, 2))
     hm = gaussian_maps(kp, H, W, sigma=1.5)
-    hm_f = gaussian_maps(hflip_keypoints(kp, W, COCO17_FLIP_PAIRS), H, W, sigma=1.5)
-    np.testing.assert_allclose(flip_back(hm_f, COCO17_FLIP_PAIRS), hm, atol=1e-12)
+    hm_f = gaussian_maps(hflip_keypoints(kp, W, FLIP_PAIRS), H, W, sigma=1.5)
+    np.testing.assert_allclose(flip_back(hm_f, FLIP_PAIRS), hm, atol=1e-12)
     # and flip_back is an involution
-    np.testing.assert_array_equal(flip_back(flip_back(hm, COCO17_FLIP_PAIRS), COCO17_FLIP_PAIRS), hm)
+    np.testing.assert_array_equal(flip_back(flip_back(hm, FLIP_PAIRS), FLIP_PAIRS), hm)
 
 
 def test_flip_pairs_validated_and_shift() -> None:

@@ -9,7 +9,7 @@ from helpers.pose_decoders import gaussian_maps, log_gaussian_logits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.decoders.pose_integral import NonIntegralHeatmapError, non_integral_mask, soft_argmax
+from perception_pkg.decoders.pose.integral import NonIntegralHeatmapError, non_integral_mask, soft_argmax
 
 H, W = 32, 32
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.decoders.pose_geometry import grid_xy
-from perception_pkg.decoders.pose_mass_displacement import displaced_positions, mass_displacement_decode, vote
+from perception_pkg.decoders.pose.geometry import grid_xy
+from perception_pkg.decoders.pose.mass_displacement import displaced_positions, mass_displacement_decode, vote
 
 H, W = 24, 32
 

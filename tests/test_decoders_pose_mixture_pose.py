@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perception_pkg.decoders.pose_mixture import (
+from perception_pkg.decoders.pose.mixture_pose import (
     LOG_2PI,
     find_centres,
     mixture_decode,

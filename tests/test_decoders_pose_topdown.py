@@ -20,9 +20,9 @@ from numpy.typing import NDArray
 
 from perception_pkg.cards.errors import CardError
 from perception_pkg.cards.schema import parse_card
-from perception_pkg.decoders.pose_decoders import IntegralDecoder, MassDisplacementDecoder
-from perception_pkg.decoders.pose_geometry import image_to_heatmap
-from perception_pkg.decoders.pose_integral import NonIntegralHeatmapError
+from perception_pkg.decoders.pose.geometry import image_to_heatmap
+from perception_pkg.decoders.pose.integral import IntegralDecoder, NonIntegralHeatmapError
+from perception_pkg.decoders.pose.mass_displacement import MassDisplacementDecoder
 from perception_pkg.decoders.registry import build_decoder
 from perception_pkg.engines.runner import ModelRunner
 from perception_pkg.paths import repo_root
@@ -197,7 +197,7 @@ def test_third_party_simplebaseline_onnx_runs_through_the_example_card(tmp_path:
     the right image pixel."""
     torch = pytest.importorskip("torch")
     from perception_pkg.cards.loader import load_card
-    from perception_pkg.decoders.pose_geometry import heatmap_to_image
+    from perception_pkg.decoders.pose.geometry import heatmap_to_image
     from perception_pkg.training.export import export_onnx
     from perception_pkg.training.models import Planted, TinyTopDown
 

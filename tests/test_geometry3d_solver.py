@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception_pkg.detection3d.multibin import (
+from perception_pkg.geometry3d import box3d_keypoints, project_points
+from perception_pkg.geometry3d.multibin import (
     alpha_to_rotation_y,
     decode_multibin,
     encode_multibin,
     rotation_y_to_alpha,
 )
-from perception_pkg.detection3d.solver import camera_centre, solve_box3d, solve_boxes3d
-from perception_pkg.geometry3d import box3d_keypoints, project_points
+from perception_pkg.geometry3d.solver import camera_centre, solve_box3d, solve_boxes3d
 
 P2 = np.array(
     [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception_pkg.msgs.camera_info import CameraModel
+from perception_pkg.geometry3d.camera import CameraModel
 
 
 def read_calib(path: str | Path) -> dict[str, np.ndarray]:

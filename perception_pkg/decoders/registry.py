@@ -13,17 +13,17 @@ from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import Decoder
 
 DECODERS: dict[str, str] = {
-    "centernet": "perception_pkg.decoders.centernet:CenterNetDecoder",
-    "heatmap_argmax": "perception_pkg.decoders.heatmap:HeatmapArgmaxDecoder",
+    "centernet": "perception_pkg.decoders.detection.centernet:CenterNetDecoder",
+    "heatmap_argmax": "perception_pkg.decoders.pose.heatmap_argmax:HeatmapArgmaxDecoder",
     "image": "perception_pkg.decoders.image:ImageDecoder",
-    "integral": "perception_pkg.decoders.pose_decoders:IntegralDecoder",
-    "mass_displacement": "perception_pkg.decoders.pose_decoders:MassDisplacementDecoder",
-    "mixture_pose": "perception_pkg.decoders.mixture:MixturePoseDecoder",
+    "integral": "perception_pkg.decoders.pose.integral:IntegralDecoder",
+    "mass_displacement": "perception_pkg.decoders.pose.mass_displacement:MassDisplacementDecoder",
+    "mixture_pose": "perception_pkg.decoders.pose.mixture_pose:MixturePoseDecoder",
     "raw": "perception_pkg.decoders.image:RawDecoder",
-    "rtm3d": "perception_pkg.decoders.rtm3d:Rtm3dDecoder",
-    "yolov8": "perception_pkg.decoders.yolov8:Yolov8Decoder",
-    "yolov8_pose": "perception_pkg.decoders.yolov8:Yolov8PoseDecoder",
-    "yolox": "perception_pkg.decoders.yolox:YoloxDecoder",
+    "rtm3d": "perception_pkg.decoders.detection.rtm3d:Rtm3dDecoder",
+    "yolov8": "perception_pkg.decoders.detection.yolov8:Yolov8Decoder",
+    "yolov8_pose": "perception_pkg.decoders.detection.yolov8:Yolov8PoseDecoder",
+    "yolox": "perception_pkg.decoders.detection.yolox:YoloxDecoder",
 }
 
 

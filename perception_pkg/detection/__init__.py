@@ -4,8 +4,6 @@ from perception_pkg.detection.detector import (
     DetectionResult,
     Detector,
     default_detector_card,
-    lift_boxes3d,
-    projection_matrix,
 )
 from perception_pkg.detection.loader import load_detector, resolve_card
 
@@ -13,8 +11,6 @@ __all__ = [
     "DetectionResult",
     "Detector",
     "default_detector_card",
-    "lift_boxes3d",
     "load_detector",
-    "projection_matrix",
     "resolve_card",
 ]

@@ -3,7 +3,7 @@
 The core of the detection node, replay pipeline, evaluation and benchmark: numpy only, no rclpy.
 Any detection card works (CenterNet, YOLOX, YOLOv8 ...); a card whose decoder returns the 9 projected
 box vertices per object (``rtm3d``) also gets 3D boxes, solved per object against the camera's
-projection matrix (:mod:`perception_pkg.detection3d.solver`), when a camera model is given.
+projection matrix (:mod:`perception_pkg.geometry3d.lift`), when a camera model is given.
 
 3D boxes are in the camera optical frame, KITTI layout ``[x, y, z, h, w, l, rotation_y]`` with ``(x, y,
 z)`` the bottom-face centre (:mod:`perception_pkg.geometry3d.box3d`). The image must be rectified (or
@@ -23,11 +23,10 @@ from numpy.typing import NDArray
 from perception_pkg.cards import load_card
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.types import Detections
-from perception_pkg.detection3d.multibin import alpha_to_rotation_y
-from perception_pkg.detection3d.solver import solve_boxes3d_batched
 from perception_pkg.engines.base import Engine
 from perception_pkg.engines.runner import ModelRunner
-from perception_pkg.msgs.camera_info import CameraModel
+from perception_pkg.geometry3d.camera import CameraModel
+from perception_pkg.geometry3d.lift import lift_boxes3d
 from perception_pkg.paths import models_dir
 
 DEFAULT_DETECTOR = "sim_detector/card.yaml"
@@ -115,60 +114,3 @@ class Detector:
                 scores3d = dets.scores * dets.keypoints[:, :, 2].mean(axis=1)
             timings["lift_3d"] = time.perf_counter() - t3
         return DetectionResult(dets, self.class_names, boxes3d, reproj, scores3d, timings)
-
-
-def projection_matrix(camera: CameraModel) -> NDArray[np.float64]:
-    """The 3x4 P of the rectified image, or K [I | 0] when the CameraInfo leaves P empty."""
-    P = np.asarray(camera.P, dtype=np.float64).reshape(3, 4)
-    if not np.any(P[:, :3]):
-        P = np.hstack([np.asarray(camera.K, dtype=np.float64).reshape(3, 3), np.zeros((3, 1))])
-    return P
-
-
-def lift_boxes3d(
-    dets: Detections, camera: CameraModel, depth_rel_std: float | None = None
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Solve a 3D box per detection from its 9 keypoints; (N, 7) boxes and (N,) reprojection RMS (px).
-
-    Rows without keypoints, dimension prior, or a converged solve stay NaN. Keypoints are in the stack's
-    continuous pixel frame (pixel j spans [j, j + 1)); CameraInfo's K and P follow OpenCV, where pixel j
-    is centred on j, hence the half-pixel shift before solving.
-    """
-    n = len(dets)
-    boxes = np.full((n, 7), np.nan)
-    rms = np.full(n, np.nan)
-    kp = dets.keypoints
-    dims = dets.extras.get("dimensions")
-    if n == 0 or kp is None or kp.shape[1] != 9 or dims is None:
-        return boxes, rms
-    rows = np.flatnonzero(np.all(np.isfinite(dims), axis=1) & np.all(np.isfinite(kp[..., :2]), axis=(1, 2)))
-    if rows.size == 0:
-        return boxes, rms
-    P = projection_matrix(camera)
-    kp = np.concatenate([kp[..., :2] - 0.5, kp[..., 2:]], axis=-1)
-    yaw = None
-    alpha = dets.extras.get("alpha")
-    if alpha is not None:
-        # rotation_y = alpha + the viewing ray's angle, taken at the 3D-centre keypoint's column
-        ray = (kp[rows, 8, 0] - P[0, 2]) / P[0, 0]
-        yaw = alpha_to_rotation_y(alpha[rows], ray, 1.0)
-    depth = dets.extras.get("depth")
-    std = dets.extras.get("dimension_std")
-    sols = solve_boxes3d_batched(
-        kp[rows, :, :2],
-        P,
-        dims[rows],
-        confidences=np.clip(kp[rows, :, 2], 1e-3, None),
-        yaw_prior=yaw,
-        depth=None if depth is None else depth[rows],
-        dims_std=None if std is None else std[rows],
-        depth_rel_std=depth_rel_std,
-        # at run time half a millimetre is plenty: half the iterations of the solver's exact default
-        tol=1e-7,
-        max_iter=30,
-    )
-    for r, s in zip(rows.tolist(), sols, strict=True):
-        if s.success and np.all(np.isfinite(s.box)) and s.box[2] > 0:
-            boxes[r] = s.box
-            rms[r] = s.reprojection_rms_px
-    return boxes, rms

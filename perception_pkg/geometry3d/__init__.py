@@ -1,4 +1,9 @@
-"""3D box geometry in the KITTI camera frame (pure numpy): keypoints, projection, BEV and 3D IoU."""
+"""3D geometry in the KITTI camera frame, in one place (numpy/scipy, no ROS).
+
+:mod:`.box3d` keypoints, projection, BEV and 3D IoU (exported here); :mod:`.camera` the calibration
+(``CameraModel``) and its projection matrix; :mod:`.multibin` the Multi-Bin orientation code;
+:mod:`.solver` the RTM3D keypoint solver; :mod:`.lift` decoded 9-keypoint detections -> 3D boxes.
+"""
 
 from perception_pkg.geometry3d.box3d import (
     BOX_FIELDS,

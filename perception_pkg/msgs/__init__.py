@@ -7,7 +7,7 @@ Nothing here imports rclpy.
 Malformed input raises ``MessageFormatError`` (a ValueError) naming the field, never anything else.
 """
 
-from perception_pkg.msgs.camera_info import CameraModel, camera_info_to_model, model_to_camera_info
+from perception_pkg.msgs.camera_info import camera_info_to_model, model_to_camera_info
 from perception_pkg.msgs.compressed import (
     CompressedFormat,
     array_to_compressed,
@@ -51,7 +51,6 @@ from perception_pkg.msgs.pointcloud import (
 __all__ = [
     "DATATYPES",
     "ENCODINGS",
-    "CameraModel",
     "CompressedFormat",
     "EncodingInfo",
     "MessageFactory",

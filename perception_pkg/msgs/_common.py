@@ -121,9 +121,3 @@ def pack_floats(cls: type, values: np.ndarray, *, fixed: bool) -> Any:
     out = array.array("d")
     out.frombytes(arr.view(np.uint8))
     return out
-
-
-# Stack coordinates (model cards, decoders: pixel column j spans [j, j + 1)) minus ROS message coordinates
-# (CameraInfo, vision_msgs, Keypoint2D: OpenCV's convention, the first pixel centred on 0). Writers
-# subtract it, readers add it back.
-PIXEL_SHIFT = 0.5

@@ -1,12 +1,13 @@
-"""sensor_msgs/CameraInfo <-> a plain calibration dataclass the pipelines use without ROS."""
+"""sensor_msgs/CameraInfo <-> :class:`~perception_pkg.geometry3d.camera.CameraModel`, the plain calibration
+dataclass the pipelines use without ROS."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from perception_pkg.geometry3d.camera import CameraModel
 from perception_pkg.msgs._common import (
     bool_field,
     float_array,
@@ -19,41 +20,6 @@ from perception_pkg.msgs.errors import MessageFormatError
 from perception_pkg.msgs.factory import MessageFactory
 
 _CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-
-
-@dataclass
-class CameraModel:
-    """Calibration of one camera, ROS conventions: K (3x3) intrinsics, D distortion coefficients for
-    ``distortion_model``, R (3x3) rectification rotation, P (3x4) projection of the rectified image.
-    ``roi`` is (x_offset, y_offset, height, width, do_rectify), all zero for the full image."""
-
-    width: int
-    height: int
-    K: np.ndarray
-    D: np.ndarray
-    R: np.ndarray
-    P: np.ndarray
-    distortion_model: str
-    frame_id: str = ""
-    binning_x: int = 0
-    binning_y: int = 0
-    roi: tuple[int, int, int, int, bool] = field(default=(0, 0, 0, 0, False))
-
-    @property
-    def fx(self) -> float:
-        return float(self.K[0, 0])
-
-    @property
-    def fy(self) -> float:
-        return float(self.K[1, 1])
-
-    @property
-    def cx(self) -> float:
-        return float(self.K[0, 2])
-
-    @property
-    def cy(self) -> float:
-        return float(self.K[1, 2])
 
 
 def camera_info_to_model(msg: Any) -> CameraModel:

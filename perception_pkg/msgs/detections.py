@@ -7,7 +7,7 @@ Conventions (DESIGN.md §4):
 
 - Detection2D: ``bbox.center.position`` and ``size_x/size_y`` in source-image pixels (theta 0), in ROS's
   pixel convention (first pixel centred on 0, as CameraInfo's K): the stack's boxes (pixel j spans
-  [j, j + 1)) shift by ``_common.PIXEL_SHIFT`` on writing and back on reading; one
+  [j, j + 1)) shift by ``preprocess.affine.PIXEL_SHIFT`` on writing and back on reading; one
   result per detection, ``hypothesis.class_id`` the class *name*, ``score`` the detector score, and
   ``pose.pose.position`` the box centre in pixels (z 0), as the simulator's ground truth writes it.
 - ``id`` is the detection's row in this frame ("0", "1", ...), identical in the 2D and 3D arrays, so a
@@ -42,7 +42,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.msgs._common import (
-    PIXEL_SHIFT,
     float_array,
     get_field,
     pack_floats,
@@ -50,8 +49,9 @@ from perception_pkg.msgs._common import (
 )
 from perception_pkg.msgs.errors import MessageFormatError
 from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.preprocess.affine import PIXEL_SHIFT
 
-if TYPE_CHECKING:  # the detector imports this package (CameraModel): a runtime import would be circular
+if TYPE_CHECKING:  # for the annotation only: converting messages must not load the detector
     from perception_pkg.detection.detector import DetectionResult
 
 _DET2D = "vision_msgs/msg/Detection2DArray"

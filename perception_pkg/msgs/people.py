@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.msgs._common import PIXEL_SHIFT, get_field, str_field
+from perception_pkg.msgs._common import get_field, str_field
 from perception_pkg.msgs.errors import MessageFormatError
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.msgs.header import stamp_to_ns
+from perception_pkg.preprocess.affine import PIXEL_SHIFT
 
 NUM_COCO_KEYPOINTS = 17
 PERSON_ARRAY = "perception_msgs/msg/PersonArray"

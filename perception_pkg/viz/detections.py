@@ -15,11 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.geometry3d.box3d import boxes_to_keypoints, project_points
+from perception_pkg.geometry3d.camera import projection_matrix
 from perception_pkg.viz.palette import class_colours
 
 if TYPE_CHECKING:
     from perception_pkg.detection.detector import DetectionResult
-    from perception_pkg.msgs.camera_info import CameraModel
+    from perception_pkg.geometry3d.camera import CameraModel
 
 # The 12 edges of a box in the corner order of perception_pkg.geometry3d.box3d (0-3 bottom, 4-7 top,
 # 0/1/4/5 the front face at +l/2), plus a cross on the front face so the heading is visible.
@@ -45,8 +46,6 @@ def wireframe_pixels(
 
     A box is drawable when all its values are finite and all its corners lie in front of the camera.
     """
-    from perception_pkg.detection.detector import projection_matrix
-
     boxes = np.asarray(boxes3d, dtype=np.float64).reshape(-1, 7)
     finite = np.all(np.isfinite(boxes), axis=1)
     corners = boxes_to_keypoints(np.where(finite[:, None], boxes, 0.0))[:, :8]  # (N, 8, 3)

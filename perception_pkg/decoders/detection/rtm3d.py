@@ -15,7 +15,7 @@ which weights the solver's reprojection term.
 
 Returns :class:`Detections` with ``keypoints`` (N, 9, 3) in input pixels and ``extras`` dimensions (m),
 dimension_std (m), alpha (rad), depth (m); classes outside ``classes_3d`` get NaN 3D extras.
-The 3D solve itself needs the camera and happens in :mod:`perception_pkg.detection.detector`.
+The 3D solve itself needs the camera and happens in :mod:`perception_pkg.geometry3d.lift`.
 ``depth_prior_rel_std`` (ours, default off) also makes the depth head a soft prior in that solve.
 """
 
@@ -29,9 +29,9 @@ from numpy.typing import NDArray
 
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import sigmoid
-from perception_pkg.decoders.centernet import CenterNetDecoder, heatmap_peaks, logit
+from perception_pkg.decoders.detection.centernet import CenterNetDecoder, heatmap_peaks, logit
 from perception_pkg.decoders.types import Detections
-from perception_pkg.detection3d.multibin import decode_multibin
+from perception_pkg.geometry3d.multibin import decode_multibin
 
 MIN_VERTEX_CONFIDENCE = 0.05  # a regressed, unconfirmed vertex still counts a little in the solve
 
@@ -57,7 +57,7 @@ class Rtm3dDecoder(CenterNetDecoder):
         self.vertex_top_k = self.integer("vertex_top_k")
         self.snap_radius = self.number("snap_radius", lo=0.0)
         # None: the depth head only initialises the solve (RTM3D); a number: it is also a soft prior on
-        # z with that relative standard deviation (ours; see detection3d.solver.solve_boxes3d_batched)
+        # z with that relative standard deviation (ours; see geometry3d.solver.solve_boxes3d_batched)
         rel = self.p["depth_prior_rel_std"]
         self.depth_prior_rel_std = None if rel is None else self.number("depth_prior_rel_std", positive=True)
         classes = list(card.classes)

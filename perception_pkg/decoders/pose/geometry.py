@@ -18,7 +18,8 @@ Alignment of the heatmap grid on the crop (``stride`` s = crop size / heatmap si
   built with ``int(x / s + 0.5)`` in an integer-centred frame), i.e. ``x = u s + 0.5`` here. Flipping is off
   by ``1 - 1/s`` cells under this convention (hence HRNet's one-cell ``shift_heatmap``).
 
-The card-driven ``HeatmapArgmaxDecoder`` (``heatmap.py``) uses these functions; there is no second copy.
+The card-driven pose decoders (:mod:`.heatmap_argmax`, :mod:`.integral`, :mod:`.mass_displacement`)
+use these functions; there is no second copy.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Argmax keypoint decoding for top-down heatmaps, with the RSN / SimpleBaseline post-processing.
+"""Top-down heatmap pose ``[B, K, H/s, W/s]`` (SimpleBaseline / HRNet): argmax per channel, with the RSN /
+SimpleBaseline post-processing, and its card decoder (``decoder.type: heatmap_argmax``).
 
 Input heatmaps are ``(N, K, H, W)`` (N people, K keypoints); outputs are keypoints ``(N, K, 2)`` float64 in
-heatmap coordinates (``pose_geometry``: cell centres at integers) and scores ``(N, K)`` = peak value.
+heatmap coordinates (:mod:`.geometry`: cell centres at integers) and scores ``(N, K)`` = peak value.
 
 - ``refine="quarter"`` moves the peak 0.25 cell toward the higher of its two neighbours on each axis
   (sign of the neighbour difference, SimpleBaseline practice). Without it the estimate is quantised to the
@@ -9,27 +10,27 @@ heatmap coordinates (``pose_geometry``: cell centres at integers) and scores ``(
 - RSN testing (rsn_delicate_local_representations.txt, "Testing Details"): Gaussian-filter the heatmaps,
   average with the flipped crop's heatmaps (flipped back, left/right channels swapped), quarter offset;
   pose score = mean keypoint score x box score. :func:`rsn_decode` does exactly that sequence.
+
+:class:`HeatmapArgmaxDecoder` is the card-driven wrapper around :func:`argmax_decode` and the
+heatmap-to-input mapping of :mod:`.geometry` (the one place it is defined; ``alignment`` ``cell`` or
+``legacy``). Score = peak value, after a sigmoid when ``activation: sigmoid``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-# COCO-17 order: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles (left before right)
-COCO17_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
-    (1, 2),
-    (3, 4),
-    (5, 6),
-    (7, 8),
-    (9, 10),
-    (11, 12),
-    (13, 14),
-    (15, 16),
-)
+from perception_pkg.cards.errors import CardError
+from perception_pkg.cards.schema import ModelCard
+from perception_pkg.decoders.base import Decoder, sigmoid
+from perception_pkg.decoders.pose.geometry import heatmap_to_crop
+from perception_pkg.decoders.types import Keypoints
+from perception_pkg.pose.coco17 import FLIP_PAIRS
 
 # channels per cv2 call: CV_CN_MAX is 512 in OpenCV 4 but 128 in OpenCV 5 (installed here), so use 128
 _CV_MAX_CHANNELS = 128
@@ -119,7 +120,7 @@ def flip_back(
 ) -> NDArray:
     """Heatmaps of the left-right flipped crop -> heatmaps in the original crop's frame.
 
-    Flip along W and swap left/right channels. Exact for the ``"cell"`` alignment (``pose_geometry``);
+    Flip along W and swap left/right channels. Exact for the ``"cell"`` alignment (:mod:`.geometry`);
     ``shift=True`` moves the result one cell right, as HRNet does for its ``"legacy"``-aligned models.
     """
     hm = _check_heatmaps(heatmaps_flipped)
@@ -146,7 +147,7 @@ def flip_average(
 def rsn_decode(
     heatmaps: ArrayLike,
     heatmaps_flipped: ArrayLike | None = None,
-    flip_pairs: Sequence[tuple[int, int]] = COCO17_FLIP_PAIRS,
+    flip_pairs: Sequence[tuple[int, int]] = FLIP_PAIRS,
     blur_kernel: int | None = 5,
     refine: str = "quarter",
     shift: bool = False,
@@ -181,3 +182,53 @@ def hflip_keypoints(
     out = kp[:, flip_permutation(kp.shape[1], flip_pairs)].copy()
     out[..., 0] = (width - 1) - out[..., 0]
     return out
+
+
+class HeatmapArgmaxDecoder(Decoder):
+    roles = ("heatmaps",)
+    params: ClassVar[Mapping[str, Any]] = {
+        "stride": None,
+        "activation": "none",
+        "refine": "quarter",
+        "alignment": "cell",
+    }
+    result = "keypoints"
+
+    def __init__(self, card: ModelCard) -> None:
+        super().__init__(card)
+        self.activation = self.choice("activation", ["none", "sigmoid"])
+        self.refine = self.choice("refine", ["quarter", "none"])
+        self.alignment = self.choice("alignment", ["cell", "legacy"])
+        spec = card.image_input
+        shape = self.output_shape("heatmaps")
+        stride = self.p["stride"]
+        if stride is None:
+            if shape is None or not isinstance(shape[-1], int):
+                raise self.fail(
+                    "stride", "give the heatmap stride, or the heatmap output shape so it can be derived"
+                )
+            stride = spec.width / shape[-1]
+            if abs(spec.height / shape[-2] - stride) > 1e-9:
+                raise self.fail(
+                    "stride",
+                    f"input {spec.height}x{spec.width} and heatmap {shape[-2]}x{shape[-1]} "
+                    "have different strides per axis; give it explicitly",
+                )
+        self.stride = self.number("stride", positive=True) if self.p["stride"] is not None else float(stride)
+        if (
+            card.keypoints
+            and shape is not None
+            and isinstance(shape[1], int)
+            and shape[1] != len(card.keypoints)
+        ):
+            raise CardError(
+                "keypoints",
+                f"{len(card.keypoints)} keypoint names but the heatmap output has {shape[1]} channels",
+                self._source,
+            )
+
+    def __call__(self, outputs: Mapping[str, NDArray]) -> Keypoints:
+        hm = self.output(outputs, "heatmaps", 4)
+        cells, peak = argmax_decode(hm, self.refine)
+        scores = sigmoid(peak.astype(np.float64)) if self.activation == "sigmoid" else peak.astype(np.float64)
+        return Keypoints(heatmap_to_crop(cells, self.stride, self.alignment), scores)

@@ -1,7 +1,7 @@
 """Integral soft-argmax (integral_human_pose_regression.txt, Eqs. 4-6) for integral-trained logits.
 
 ``H~_k = softmax over all H*W locations of H_k``; ``J_k = sum_p p * H~_k(p)`` in heatmap coordinates
-(``pose_geometry``: cell centres at integers). Parameter-free and exactly invariant to adding a constant
+(:mod:`.geometry`: cell centres at integers). Parameter-free and exactly invariant to adding a constant
 to a channel's logits; a flat channel returns the map centre ``((W-1)/2, (H-1)/2)``.
 
 Only valid for logits trained through this operator (the card declares ``decoder: integral``). An ordinary
@@ -16,16 +16,30 @@ estimate is a blend with the map centre. Integral-trained logits span tens of na
 sigma 2 px spans ``d_max^2 / 8`` ~ 60 nats on 32x32), while bounded heatmaps (MSE targets in [0, 1],
 sigmoid probabilities) span at most ~1. ``on_invalid="raise"`` (default) refuses the batch,
 ``"flag"`` decodes anyway and reports the flags.
+
+Card decoder (``decoder.type: integral``, role ``logits``, ``[N, K, H, W]``): only for models trained with
+the integral loss, so a card must name it explicitly; it is never picked for a plain heatmap.
+``on_invalid: raise`` (default) refuses outputs that look like amplitude-bounded heatmaps (the rule
+above); ``flag`` decodes them but sets those keypoints' scores to 0 and logs a warning, so a downstream
+score threshold drops them. Score = softmax mass within one cell of the mode; ``sigmas`` = the softmax
+spread, in crop pixels.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from perception_pkg.decoders.pose_geometry import grid_xy
+from perception_pkg.cards.schema import ModelCard
+from perception_pkg.decoders.pose.geometry import grid_xy
+from perception_pkg.decoders.pose.topdown import TopDownMapDecoder
+from perception_pkg.decoders.types import Keypoints
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MIN_LOGIT_RANGE = 4.0
 
@@ -99,3 +113,37 @@ def soft_argmax(
     mode = p.reshape(n, k, h * w).argmax(axis=-1)
     scores = np.take_along_axis(box.reshape(n, k, h * w), mode[..., None], axis=-1)[..., 0]
     return IntegralResult(np.stack([mx, my], axis=-1), np.clip(scores, 0.0, 1.0), spread, bad)
+
+
+class IntegralDecoder(TopDownMapDecoder):
+    """Soft-argmax of integral-trained logits (``decoder.type: integral``); refuses plain heatmaps."""
+
+    roles = ("logits",)
+    shape_role = "logits"
+    params: ClassVar[Mapping[str, Any]] = {
+        "stride": None,
+        "alignment": "cell",
+        "on_invalid": "raise",
+        "min_logit_range": DEFAULT_MIN_LOGIT_RANGE,
+    }
+
+    def __init__(self, card: ModelCard) -> None:
+        super().__init__(card)
+        # "ignore" is not offered: skipping the check is what makes this failure silent
+        self.on_invalid = self.choice("on_invalid", ["raise", "flag"])
+        self.min_logit_range = self.number("min_logit_range", positive=True)
+
+    def __call__(self, outputs: Mapping[str, NDArray]) -> Keypoints:
+        logits = self.output(outputs, "logits", 4)
+        res = soft_argmax(logits, self.on_invalid, self.min_logit_range)
+        scores = res.scores
+        if res.non_integral.any():
+            log.warning(
+                "%s: %d of %d keypoint maps are not integral-trained logits; their scores are set to 0",
+                self.card.name,
+                int(res.non_integral.sum()),
+                res.non_integral.size,
+            )
+            scores = np.where(res.non_integral, 0.0, scores)
+        # isotropic spread in cells -> crop pixels; Keypoints.transformed scales it to the image
+        return Keypoints(self.to_crop(res.keypoints), scores, res.spread * self.stride)

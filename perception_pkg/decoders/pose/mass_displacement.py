@@ -1,7 +1,7 @@
 """Mass displacement voting (mass_displacement_networks.txt, Eqs. 1-2) for top-down keypoint heads.
 
 Heads per keypoint: confidence ``c`` (N, K, H, W) in [0, 1] and displacement fields ``o_x``, ``o_y``
-(N, K, H, W). Every cell ``x`` (heatmap coordinates, ``pose_geometry``) sends its confidence to
+(N, K, H, W). Every cell ``x`` (heatmap coordinates, :mod:`.geometry`) sends its confidence to
 
     x' = x + d * o(x),        sign convention: o = (target - x) / d,
 
@@ -19,15 +19,27 @@ Kernels: ``"bilinear"`` (2x2 splat, the paper's recommendation: it preserves mas
 or ``"gaussian"`` (``K(0) = 1``, truncated at ``ceil(3 sigma)``). Keypoint = argmax of ``m``;
 score = ``m`` at the peak. Everything is scattered with one ``np.bincount`` per call (no per-pixel
 Python loop; the only loop runs over the kernel's taps, 4 for bilinear).
+
+Card decoder (``decoder.type: mass_displacement``, roles ``c``, ``o_x``, ``o_y``, each ``[N, K, H, W]``):
+``o = (target - x) / d`` as above (``offset_sign: -1`` for models trained with the paper's literal,
+opposite sign), voting ``additive`` or ``noisy_or``, kernel ``bilinear`` or ``gaussian`` (``sigma``
+cells); ``d`` is in heatmap cells. Score = the vote map at the peak.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from perception_pkg.decoders.pose_argmax import argmax_decode
-from perception_pkg.decoders.pose_geometry import grid_xy
+from perception_pkg.cards.schema import ModelCard
+from perception_pkg.decoders.base import sigmoid
+from perception_pkg.decoders.pose.geometry import grid_xy
+from perception_pkg.decoders.pose.heatmap_argmax import argmax_decode
+from perception_pkg.decoders.pose.topdown import TopDownMapDecoder
+from perception_pkg.decoders.types import Keypoints
 
 RULES = ("additive", "noisy_or")
 KERNELS = ("bilinear", "gaussian")
@@ -139,3 +151,53 @@ def mass_displacement_decode(
     m = vote(c, o_x, o_y, d, rule, kernel, sigma)
     kp, score = argmax_decode(m, refine)
     return kp, score, m
+
+
+class MassDisplacementDecoder(TopDownMapDecoder):
+    """Vote ``c`` along the displacement field ``(o_x, o_y)``, then argmax (``type: mass_displacement``)."""
+
+    roles = ("c", "o_x", "o_y")
+    shape_role = "c"
+    params: ClassVar[Mapping[str, Any]] = {
+        "stride": None,
+        "alignment": "cell",
+        "d": 1.0,
+        "voting": "noisy_or",
+        "kernel": "bilinear",
+        "sigma": 1.0,
+        "activation": "none",
+        "offset_sign": 1,
+        "refine": "none",
+    }
+
+    def __init__(self, card: ModelCard) -> None:
+        super().__init__(card)
+        self.d = self.number("d", positive=True)
+        self.voting = self.choice("voting", list(RULES))
+        self.kernel = self.choice("kernel", list(KERNELS))
+        self.sigma = self.number("sigma", positive=True)
+        self.activation = self.choice("activation", ["none", "sigmoid"])
+        sign = self.p["offset_sign"]
+        if sign not in (1, -1) or isinstance(sign, bool):
+            raise self.fail("offset_sign", f"expected 1 or -1, got {sign!r}")
+        self.offset_sign = float(sign)
+        self.refine = self.choice("refine", ["none", "quarter"])
+
+    def __call__(self, outputs: Mapping[str, NDArray]) -> Keypoints:
+        c = self.output(outputs, "c", 4)
+        o_x = self.output(outputs, "o_x", 4)
+        o_y = self.output(outputs, "o_y", 4)
+        if self.activation == "sigmoid":
+            c = sigmoid(c.astype(np.float64))
+        # the sign flips the field, not d: a negated d would be refused as a distance
+        cells, score, _ = mass_displacement_decode(
+            c,
+            self.offset_sign * o_x,
+            self.offset_sign * o_y,
+            self.d,
+            self.voting,
+            self.kernel,
+            self.sigma,
+            self.refine,
+        )
+        return Keypoints(self.to_crop(cells), score)
