@@ -3,7 +3,7 @@
 One frame = what the node does after receipt: image message -> BGR array (``conversion``), person boxes
 from the Detection2DArray (``boxes``), crops (``preprocess``), engine (``inference``), heatmap decode
 (``decode``), PersonArray + skeleton MarkerArray (``message_build``), all through the same
-``PoseFrameProcessor`` the node and replay use. The baseline in the same run sends the crops through
+``PoseFrames`` (pipelines/pose.py) the node and replay use. The baseline in the same run sends the crops through
 the engine one by one (N calls of batch 1) with everything else unchanged; the ratio is its median over
 the batched median.
 
@@ -128,7 +128,7 @@ def main() -> int:
     from perception_pkg.cards import load_card
     from perception_pkg.msgs import MessageFactory
     from perception_pkg.pose import PoseEstimator
-    from perception_pkg.pose.frames import PoseFrameProcessor, PoseSettings
+    from perception_pkg.pipelines.pose import PoseFrames, PoseSettings
 
     try:  # the node's message classes when rclpy is installed, else rosbags'
         types, factory, flavour = MessageFactory.rclpy(), MessageFactory.rclpy(), "rclpy"
@@ -143,7 +143,7 @@ def main() -> int:
         for n in (1, 5):
             img_msg, det_msg = _messages(types, factory, n)
             for name, estimator in (("batched", est), ("one_by_one", OneByOne(est))):
-                proc = PoseFrameProcessor(estimator, settings, factory, types)  # type: ignore[arg-type]
+                proc = PoseFrames(estimator, settings, factory)  # type: ignore[arg-type]
                 for _ in range(5):
                     proc(img_msg, det_msg)
                 totals: list[float] = []

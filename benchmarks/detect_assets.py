@@ -28,7 +28,7 @@ from perception_pkg.msgs import (
     model_to_camera_info,
 )
 from perception_pkg.paths import assets_dir
-from perception_pkg.replay.detection_pipeline import detection_pipeline
+from perception_pkg.replay.routing import routed
 
 
 def run(card: str | None, out: Path) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def run(card: str | None, out: Path) -> dict[str, Any]:
         raise SystemExit("no assets: set PERCEPTION_ASSETS or place them in ../shared/assets")
     types = MessageFactory.rosbags()
     params = {"replay_annotated": True} | ({"model_card": card} if card else {})
-    pipe = detection_pipeline(types, params)
+    pipe = routed("detection", params, types)
     images = sorted((root / "coco").glob("*.jpg")) + sorted((root / "weather").glob("*.*"))
     images += sorted((root / "kitti" / "training" / "image_2").glob("*.png"))
     out.mkdir(parents=True, exist_ok=True)
@@ -51,12 +51,12 @@ def run(card: str | None, out: Path) -> dict[str, Any]:
         if is_kitti:
             cam = kitti.camera_model(path.parents[1] / "calib" / f"{path.stem}.txt", bgr.shape[:2])
             outputs += pipe.on_message(
-                pipe.camera_info_topic, model_to_camera_info(cam, header, types), stamp
+                pipe.topic("camera_info"), model_to_camera_info(cam, header, types), stamp
             )
-        outputs += pipe.on_message(pipe.image_topic, array_to_image(bgr, "bgr8", header, types), stamp)
+        outputs += pipe.on_message(pipe.topic("image"), array_to_image(bgr, "bgr8", header, types), stamp)
         outputs += pipe.finish()
         msgs = dict(outputs)
-        boxes, scores, labels = detection2d_array_to_xyxy(msgs[pipe.topics.detections_2d])
+        boxes, scores, labels = detection2d_array_to_xyxy(msgs[pipe.topic("detections_2d")])
         h, w = bgr.shape[:2]
         entry: dict[str, Any] = {
             "size": [w, h],
@@ -65,8 +65,8 @@ def run(card: str | None, out: Path) -> dict[str, Any]:
             "inside": bool(((boxes >= -0.5) & (boxes[:, [2, 3, 2, 3]] <= [w, h, w, h])).all()),
             "best_scores": sorted(np.round(scores, 2).tolist(), reverse=True)[:5],
         }
-        if is_kitti and pipe.topics.detections_3d in msgs:
-            b3, _, l3, _ = detection3d_array_to_kitti(msgs[pipe.topics.detections_3d])
+        if is_kitti and pipe.topic("detections_3d") in msgs:
+            b3, _, l3, _ = detection3d_array_to_kitti(msgs[pipe.topic("detections_3d")])
             entry["boxes3d"] = np.round(b3, 2).tolist()
             entry["labels3d"] = list(l3)
             gt, _ = kitti.read_labels(path.parents[1] / "label_2" / f"{path.stem}.txt")
@@ -82,8 +82,8 @@ def run(card: str | None, out: Path) -> dict[str, Any]:
                         "bev_distance_m": round(float(d[j]), 2),
                     })  # fmt: skip
             entry["kitti_cars"] = pairs
-        if pipe.topics.annotated in msgs:
-            ann = msgs[pipe.topics.annotated]
+        if pipe.topic("annotated") in msgs:
+            ann = msgs[pipe.topic("annotated")]
             img = np.frombuffer(ann.data, np.uint8).reshape(ann.height, ann.width, 3)
             cv2.imwrite(str(out / f"{path.stem}.jpg"), img)
         report[str(path.relative_to(root))] = entry

@@ -23,7 +23,7 @@ from perception_pkg.msgs import (
     make_header,
     model_to_camera_info,
 )
-from perception_pkg.replay.detection_pipeline import detection_pipeline
+from perception_pkg.replay.routing import routed
 
 pytestmark = pytest.mark.skipif(
     not default_detector_card().is_file(), reason="shipped detector card absent (models/sim_detector)"
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def pipeline():
     # a low threshold so that every image yields some boxes to check, even far from the training data
-    return detection_pipeline(MessageFactory.rosbags(), {"score_threshold": 0.05})
+    return routed("detection", {"score_threshold": 0.05})
 
 
 def _run(pipe, bgr: np.ndarray, stamp: int, camera=None) -> dict:
@@ -41,8 +41,8 @@ def _run(pipe, bgr: np.ndarray, stamp: int, camera=None) -> dict:
     header = make_header(types, stamp, "camera")
     out = []
     if camera is not None:
-        out += pipe.on_message(pipe.camera_info_topic, model_to_camera_info(camera, header, types), stamp)
-    out += pipe.on_message(pipe.image_topic, array_to_image(bgr, "bgr8", header, types), stamp)
+        out += pipe.on_message(pipe.topic("camera_info"), model_to_camera_info(camera, header, types), stamp)
+    out += pipe.on_message(pipe.topic("image"), array_to_image(bgr, "bgr8", header, types), stamp)
     return dict(out + pipe.finish())
 
 
@@ -54,7 +54,7 @@ def _run(pipe, bgr: np.ndarray, stamp: int, camera=None) -> dict:
 def test_real_photos_give_finite_boxes_inside_the_image(assets: Path, pipeline, name: str) -> None:
     bgr = cv2.imread(str(assets / name), cv2.IMREAD_COLOR)
     msgs = _run(pipeline, bgr, 1_700_000_000_000_000_000)
-    boxes, scores, labels = detection2d_array_to_xyxy(msgs[pipeline.topics.detections_2d])
+    boxes, scores, labels = detection2d_array_to_xyxy(msgs[pipeline.topic("detections_2d")])
     h, w = bgr.shape[:2]
     assert len(boxes) > 0
     assert np.isfinite(boxes).all() and ((scores > 0) & (scores <= 1)).all()
@@ -71,12 +71,12 @@ def test_kitti_frames_with_calibration_give_3d_boxes_in_front_of_the_camera(
     bgr = cv2.imread(str(root / "image_2" / f"{frame}.png"), cv2.IMREAD_COLOR)
     camera = kitti.camera_model(root / "calib" / f"{frame}.txt", bgr.shape[:2])
     msgs = _run(pipeline, bgr, 1_700_000_000_100_000_000, camera)
-    boxes, _, _ = detection2d_array_to_xyxy(msgs[pipeline.topics.detections_2d])
+    boxes, _, _ = detection2d_array_to_xyxy(msgs[pipeline.topic("detections_2d")])
     assert len(boxes) > 0 and np.isfinite(boxes).all()
-    b3, _, _, ids = detection3d_array_to_kitti(msgs[pipeline.topics.detections_3d])
+    b3, _, _, ids = detection3d_array_to_kitti(msgs[pipeline.topic("detections_3d")])
     assert len(b3) > 0, "no 3D box from a KITTI frame with its P2"
     assert np.isfinite(b3).all() and (b3[:, 2] > 0).all() and (b3[:, 3:6] > 0).all()
-    assert msgs[pipeline.topics.detections_3d].header.frame_id == "camera"
+    assert msgs[pipeline.topic("detections_3d")].header.frame_id == "camera"
     # each 3D box projects back near its own 2D box (same detection id)
     centre = (
         kitti.read_calib(root / "calib" / f"{frame}.txt")["P2"]

@@ -1,5 +1,5 @@
-"""Detection on a bag: the replay pipeline (same builders as the node) on a small simulator bag, with a
-planted model (exact boxes) and a fixed-3D stand-in (CameraInfo pairing, 3D boxes, markers)."""
+"""pipelines/detection.py on a bag (replay drives the same pipeline the node runs), on a small simulator
+bag, with a planted model (exact boxes) and a fixed-3D stand-in (CameraInfo pairing, 3D boxes, markers)."""
 
 from __future__ import annotations
 
@@ -19,19 +19,18 @@ from perception_pkg.msgs import (
     detection3d_array_to_kitti,
     make_header,
 )
+from perception_pkg.pipelines import PIPELINES, private_topic
+from perception_pkg.pipelines.detection import DetectionPipeline, DetectionSettings, create
 from perception_pkg.replay import replay_bag
-from perception_pkg.replay.detection_pipeline import (
-    DetectionOutputs,
-    DetectionPipeline,
-    detection_pipeline,
-    load_detector,
-    private_topic,
-)
-from perception_pkg.replay.pipelines import PIPELINES
+from perception_pkg.replay.routing import RoutedPipeline
+from perception_pkg.runtime.settings import ConfigError
 
-TOPICS = DetectionOutputs(
-    "/detection/detections_2d", "/detection/detections_3d", "/detection/markers", "/detection/annotated"
-)
+
+class TOPICS:
+    detections_2d = "/detection/detections_2d"
+    detections_3d = "/detection/detections_3d"
+    markers = "/detection/markers"
+    annotated = "/detection/annotated"
 
 
 @pytest.fixture(scope="module")
@@ -81,19 +80,13 @@ def _messages(sim: SimBag, with_info: bool = True) -> list[tuple[str, object, in
     return out
 
 
-def _fixed_pipeline(sim: SimBag, annotated: bool = False) -> tuple[DetectionPipeline, FixedDetector]:
+def _fixed_pipeline(sim: SimBag, annotated: bool = False) -> tuple[RoutedPipeline, FixedDetector]:
     boxes3d, labels = sim.gt3d[0]
     boxes2d = np.tile([10.0, 20.0, 60.0, 90.0], (len(labels), 1))
     det = FixedDetector(boxes2d, labels, boxes3d)
-    pipe = DetectionPipeline(
-        MessageFactory.rosbags(),
-        det,
-        "/camera/image_raw",
-        "/camera/camera_info",
-        TOPICS,
-        annotated=annotated,
-    )
-    return pipe, det
+    settings = DetectionSettings(replay_annotated=annotated)
+    pipe = DetectionPipeline(settings, MessageFactory.rosbags(), det, hold_for_camera_info=True)
+    return RoutedPipeline(pipe), det
 
 
 def test_each_image_is_lifted_with_its_own_camera_info_into_3d_boxes_and_markers(sim: SimBag) -> None:
@@ -111,7 +104,7 @@ def test_each_image_is_lifted_with_its_own_camera_info_into_3d_boxes_and_markers
     # in the sim bag each CameraInfo follows its image: the first frame is processed without one (none
     # seen yet), later images wait for theirs
     assert det.calls == [False] + [True] * (len(sim.stamps) - 1)
-    assert pipe.frames_without_camera == 1
+    assert pipe.pipeline.frames_without_camera == 1
     by_topic: dict[str, list] = {}
     for topic, msg in outputs:
         by_topic.setdefault(topic, []).append(msg)
@@ -153,12 +146,14 @@ def test_malformed_images_raise_message_format_error_for_the_runner_to_count(sim
 
 
 def test_factory_registration_topics_and_clear_card_errors(tmp_path: Path) -> None:
-    assert PIPELINES["detection"] is detection_pipeline
-    assert private_topic("~/detections_2d") == "/detection/detections_2d"
-    assert private_topic("/abs/topic") == "/abs/topic"
-    with pytest.raises(ValueError, match=r"detection\.model_card.*not found.*nope\.yaml"):
-        load_detector(str(tmp_path / "nope.yaml"))
+    assert PIPELINES["detection"].create is create
+    assert PIPELINES["detection"].settings is DetectionSettings
+    assert private_topic("~/detections_2d", "detection") == "/detection/detections_2d"
+    assert private_topic("/abs/topic", "detection") == "/abs/topic"
+    types = MessageFactory.rosbags()
+    with pytest.raises(ConfigError, match=r"detection\.model_card.*not found.*nope\.yaml"):
+        create(DetectionSettings(model_card=str(tmp_path / "nope.yaml")), types, live=False)
     bad = tmp_path / "card.yaml"
     bad.write_text("name: x\ntask: pose\n")
-    with pytest.raises(ValueError, match=r"cannot load detector from .*card\.yaml"):
-        detection_pipeline(MessageFactory.rosbags(), {"model_card": str(bad)})
+    with pytest.raises(ConfigError, match=r"cannot load detector from .*card\.yaml"):
+        create(DetectionSettings(model_card=str(bad)), types, live=False)

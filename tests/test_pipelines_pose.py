@@ -1,4 +1,4 @@
-"""The pose replay pipeline on the sample simulator bag: images paired with the bag's person boxes by
+"""pipelines/pose.py in replay, on the sample simulator bag: images paired with the bag's person boxes by
 stamp, planted heatmaps decoded to exactly-known keypoints, PersonArray + markers in the output bag."""
 
 from __future__ import annotations

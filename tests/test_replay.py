@@ -98,7 +98,9 @@ def test_replay_statistics_only_without_output_bag(crafted_bag: Path, tmp_path: 
 
 def test_replay_of_real_luminar_bag(assets: Path, tmp_path: Path) -> None:
     bag = assets / "bags" / "embag_luminar_ros2"
-    res = replay_bag(bag, tmp_path / "out", ["cloud_filter"], progress=False)
+    topics = {"input_topic": "/luminar_pointcloud", "output_topic": "/luminar_pointcloud_filtered"}
+    overrides = {f"cloud_filter.{k}": v for k, v in topics.items()}  # as a robot's params file would
+    res = replay_bag(bag, tmp_path / "out", ["cloud_filter"], overrides=overrides, progress=False)
     lum = res.summary["topics"]["/luminar_pointcloud"]
     assert lum["count"] == 5 and "malformed" not in lum
     assert 30_000 < lum["points"]["mean"] < 40_000
@@ -157,24 +159,35 @@ def test_replay_feeds_pipeline_outputs_to_later_pipelines(
     crafted_bag: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As on a live graph: a pipeline after cloud_filter sees /lidar/points_filtered, which the bag lacks."""
-    from perception_pkg.replay import pipelines
+    from dataclasses import dataclass
+
+    from perception_pkg import pipelines
+    from perception_pkg.pipelines.base import Job, Pipeline, Port
 
     seen: list[int] = []
 
-    class Downstream:
+    @dataclass(frozen=True)
+    class DownstreamSettings:
+        pass
+
+    class Downstream(Pipeline):
         name = "downstream"
 
-        def wants(self, topic: str, msgtype: str) -> bool:
-            return topic == "/lidar/points_filtered"
+        def __init__(self, types) -> None:
+            super().__init__(types)
+            self.settings = DownstreamSettings()
+            self.inputs = [Port("cloud", "/lidar/points_filtered", CLOUD)]
+            self.outputs = [Port("out", "/lidar/points_downstream", CLOUD)]
 
-        def outputs_for(self, topic: str) -> list[tuple[str, str]]:
-            return [("/lidar/points_downstream", CLOUD)]
+        def accept(self, key: str, msg, now_s: float) -> list[Job]:
+            seen.append(round(now_s * 1e9))
+            return super().accept(key, msg, now_s)
 
-        def on_message(self, topic: str, msg, stamp_ns: int):
-            seen.append(stamp_ns)
-            return [("/lidar/points_downstream", msg)]
+        def run(self, job: Job, wanted=None):
+            return [("out", job.msg)]
 
-    monkeypatch.setitem(pipelines.PIPELINES, "downstream", lambda types, params: Downstream())
+    spec = pipelines.PipelineSpec("downstream", DownstreamSettings, lambda s, types, live: Downstream(types))
+    monkeypatch.setitem(pipelines.PIPELINES, "downstream", spec)
     res = replay_bag(crafted_bag, tmp_path / "out", ["cloud_filter", "downstream"], progress=False)
     counts = _topic_counts(res.output_bag)
     # two well-formed clouds are filtered (the truncated one is counted as malformed) and passed on

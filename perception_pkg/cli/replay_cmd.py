@@ -32,6 +32,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="comma-separated pipelines to run ('' for statistics only; default: %(default)s)",
     )
     p.add_argument("--params-file", default=None, help="node parameters (default: config/perception.yaml)")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NODE.NAME=VALUE",
+        help="override one node parameter (YAML value), e.g. -p cloud_filter.input_topic=/points",
+    )
     p.add_argument("--no-bag", action="store_true", help="do not write an output bag")
     p.add_argument("--results-only", action="store_true", help="output bag holds only pipeline results")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -50,6 +58,7 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
             out,
             pipelines,
             params_file=args.params_file,
+            overrides=_overrides(args.param),
             write_bag=not args.no_bag,
             copy_inputs=not args.results_only,
             progress=not args.quiet,
@@ -62,6 +71,20 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
     if result.output_bag:
         print(f"output bag: {result.output_bag}")
     return 0
+
+
+def _overrides(items: list[str]) -> dict[str, object]:
+    """``NODE.NAME=VALUE`` strings -> {"NODE.NAME": value}; values are YAML scalars or lists, as in a
+    params file (``yaml.safe_load``: no object construction)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: expected NODE.NAME=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
 
 
 def _print_summary(summary: dict) -> None:

@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
-from perception_pkg.bag import get_typestore
+from perception_pkg import pipelines as registry
+from perception_pkg.bag import BagWriter, get_typestore, open_bag
 from perception_pkg.msgs import MessageFactory, MessageFormatError
 from perception_pkg.paths import config_dir
-from perception_pkg.replay.pipelines import PIPELINES, ReplayPipeline
+from perception_pkg.replay.routing import RoutedPipeline
 from perception_pkg.replay.topic_stats import TopicStats
+from perception_pkg.runtime.settings import ConfigError, read_params_file
 
 log = logging.getLogger("perception_pkg.replay")
 
@@ -31,10 +31,28 @@ class ReplayResult:
     output_bag: Path | None
 
 
-def node_params(config_file: Path, node: str) -> dict[str, Any]:
-    """The ros__parameters of one node in a ROS params YAML (empty when absent)."""
-    data = yaml.safe_load(config_file.read_text()) or {}
-    return dict((data.get(node) or {}).get("ros__parameters") or {})
+def load_pipelines(
+    names: list[str],
+    params_file: str | Path | None,
+    types: MessageFactory,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[RoutedPipeline]:
+    """The named pipelines with their node's settings from the params file (default
+    config/perception.yaml) and ``overrides`` (``{"node.param": value}``, as ``ros2 run -p`` would set
+    them), validated as the nodes validate them: a ConfigError names a bad parameter."""
+    params_path = Path(params_file) if params_file else config_dir() / "perception.yaml"
+    overrides = dict(overrides or {})
+    for key in overrides:
+        node, _, param = key.partition(".")
+        if not param or node not in names:
+            raise ConfigError(f"override '{key}': expected NODE.PARAM with NODE one of {names}")
+    configured = []
+    for name in names:  # every pipeline's settings are checked before any model is loaded
+        spec = registry.get(name)
+        params = read_params_file(params_path, name)
+        params.update({k.partition(".")[2]: v for k, v in overrides.items() if k.partition(".")[0] == name})
+        configured.append((spec, spec.settings_from(params)))
+    return [RoutedPipeline(spec.create(settings, types, live=False)) for spec, settings in configured]
 
 
 def replay_bag(
@@ -43,6 +61,7 @@ def replay_bag(
     pipelines: list[str] | None = None,
     *,
     params_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
     write_bag: bool = True,
     copy_inputs: bool = True,
     progress: bool = True,
@@ -54,23 +73,17 @@ def replay_bag(
     out_dir.mkdir(parents=True, exist_ok=True)
     store = get_typestore()
     types = MessageFactory.rosbags(store)
-    params_path = Path(params_file) if params_file else config_dir() / "perception.yaml"
-    enabled: list[ReplayPipeline] = []
-    for name in pipelines or []:
-        if name not in PIPELINES:
-            raise KeyError(f"unknown pipeline '{name}'; known: {sorted(PIPELINES)}")
-        enabled.append(PIPELINES[name](types, node_params(params_path, name)))
+    enabled = load_pipelines(pipelines or [], params_file, types, overrides)
 
     out_bag = out_dir / "bag"
     t_start = time.perf_counter()
-    with AnyReader([bag], default_typestore=store) as reader:
+    with open_bag(bag, store) as reader:
         stats = {c.topic: TopicStats(c.topic, c.msgtype) for c in reader.connections}
-        writer, out_conns = None, {}
+        writer = None
         if write_bag:
             if out_bag.exists():
                 raise FileExistsError(f"output bag exists, remove it first: {out_bag}")
-            writer = Writer(out_bag, version=8, storage_plugin=StoragePlugin.MCAP)
-            writer.open()
+            writer = BagWriter(out_bag, typestore=store).open()
             wanted = [(c.topic, c.msgtype) for c in reader.connections] if copy_inputs else []
             # a pipeline sees the bag's topics and the outputs of the pipelines before it (detection
             # feeds pose, as the nodes do on a live graph)
@@ -83,8 +96,8 @@ def replay_bag(
                 available += produced
             # a bag may hold several connections on one topic (split recordings): one output each
             for topic, msgtype in wanted:
-                if topic not in out_conns:
-                    out_conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
+                if topic not in writer:
+                    writer.add_connection(topic, msgtype)
         timings: dict[str, list[float]] = {p.name: [] for p in enabled}
         failures: dict[str, int] = {p.name: 0 for p in enabled}
 
@@ -95,27 +108,25 @@ def replay_bag(
                 stats[topic].add(out_msg, stamp)
             if writer is not None:
                 for topic, out_msg in outputs:
-                    writer.write(out_conns[topic], stamp, store.serialize_cdr(out_msg, out_msg.__msgtype__))
+                    writer.write(topic, stamp, out_msg)
 
         bar = tqdm(total=reader.message_count, unit="msg", disable=not progress, desc=bag.name)
         try:
-            for conn, stamp, raw in reader.messages():
+            for m in reader.messages():
                 bar.update()
                 if writer is not None and copy_inputs:
-                    writer.write(out_conns[conn.topic], stamp, raw)
-                try:
-                    msg = reader.deserialize(raw, conn.msgtype)
-                except Exception as exc:  # truncated or corrupt CDR: count it, keep going
-                    st = stats[conn.topic]
+                    writer.write(m.topic, m.stamp, m.raw)
+                msg = reader.deserialize(m)
+                if msg is None:  # truncated or corrupt CDR: the reader counted it, keep going
+                    st = stats[m.topic]
                     st.count += 1
                     st.malformed += 1
-                    st.last_error = f"deserialize: {type(exc).__name__}: {exc}"
+                    st.last_error = f"deserialize: {reader.errors[m.topic]}"
                     continue
-                stats[conn.topic].add(msg, stamp)
-                _dispatch(enabled, [(0, conn.topic, conn.msgtype, msg)], stamp, timings, failures, emit)
+                stats[m.topic].add(msg, m.stamp)
+                _dispatch(enabled, [(0, m.topic, m.msgtype, msg)], m.stamp, timings, failures, emit)
             for i, p in enumerate(enabled):  # images still waiting for a partner at the end of the bag
-                finish = getattr(p, "finish", None)
-                outputs = finish() if finish is not None else []
+                outputs = p.finish()
                 emit(reader.end_time, outputs)
                 queued = [(i + 1, t, o.__msgtype__, o) for t, o in outputs]
                 _dispatch(enabled, queued, reader.end_time, timings, failures, emit)
@@ -139,8 +150,10 @@ def replay_bag(
                 "skipped_malformed": failures[name],
                 "median_ms": round(float(np.median(ts)) * 1e3, 3) if ts else None,
                 "p99_ms": round(float(np.percentile(ts, 99)) * 1e3, 3) if ts else None,
+                "counters": p.counters(),
             }
-            for name, ts in timings.items()
+            for p in enabled
+            for name, ts in [(p.name, timings[p.name])]
         },
         "output_bag": str(out_bag) if write_bag else None,
     }
@@ -150,7 +163,7 @@ def replay_bag(
 
 
 def _dispatch(
-    enabled: list[ReplayPipeline],
+    enabled: list[RoutedPipeline],
     pending: list[tuple[int, str, str, Any]],
     stamp: int,
     timings: dict[str, list[float]],

@@ -1,27 +1,39 @@
-"""The pattern every perception node follows.
+"""The pattern every perception node follows, and the node that runs a capability's pipeline.
 
-- Parameters come from a YAML file (ROS params format) and are validated at start-up (params.py).
+- Parameters come from a YAML file (ROS params format), one declared parameter per field of the node's
+  Settings classes, validated at start-up (params.py); an undeclared one stops start-up naming the
+  closest valid name.
 - Sensor input is handed to a worker thread through a one-item slot: the newest frame is processed,
   older unprocessed ones are dropped and counted (latest-frame semantics, bounded memory).
 - Malformed input (MessageFormatError from the converters) is logged at a limited rate, counted and
   skipped; any other exception in processing is counted as an error. The node keeps running.
 - diagnostic_msgs/DiagnosticArray on /diagnostics: input rate, latency p50/p99 (receipt to results
-  published), received / processed / dropped / malformed / errors, last error.
+  published), received / processed / dropped / malformed / errors, last error, and the pipeline's own
+  counters.
+
+:class:`PipelineNode` subscribes a pipeline's inputs, calls the same ``accept``/``run`` that replay
+calls (``perception_pkg.pipelines``), and publishes its outputs; on-demand outputs (markers, annotated
+images) are built only while someone subscribes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from perception_pkg import pipelines
 from perception_pkg.msgs import MessageFormatError
-from perception_pkg.ros.params import declare
-from perception_pkg.ros.qos import declare_qos
+from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.pipelines.base import Job, Pipeline
+from perception_pkg.ros.params import check_undeclared, declare_settings
+from perception_pkg.ros.qos import qos_profile
 from perception_pkg.runtime import LatestSlot, NodeStats
+from perception_pkg.runtime.settings import NodeSettings
 
 
 class PerceptionNode(Node):
@@ -29,38 +41,50 @@ class PerceptionNode(Node):
 
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
-        self.input_qos = declare_qos(self, "input_qos", "best_effort", 1)
-        self.output_qos = declare_qos(self, "output_qos", "reliable", 10)
-        period = declare(
-            self, "diagnostics_period_s", 1.0, "seconds between /diagnostics messages", minimum=0.05
-        )
-        window = declare(self, "stats_window", 100, "frames in the rate/latency window", minimum=2)
-        self.log_throttle_s = declare(
-            self, "log_throttle_s", 5.0, "at most one bad-input log line per this many seconds", minimum=0.0
-        )
-        self.stats = NodeStats(window=window)
+        self.node_settings = ns = declare_settings(self, NodeSettings)
+        self.input_qos = qos_profile(ns.input_reliability, ns.input_depth)
+        self.output_qos = qos_profile(ns.output_reliability, ns.output_depth)
+        self.log_throttle_s = ns.log_throttle_s
+        self.stats = NodeStats(window=ns.stats_window)
         self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(period, self.publish_diagnostics)
+        self.create_timer(ns.diagnostics_period_s, self.publish_diagnostics)
 
     # --- subclass API ------------------------------------------------------------------------
     def subscribe_input(self, msg_type: type, topic: str) -> None:
         """Subscribe the main sensor input and start the worker thread that calls ``process``."""
         self.create_subscription(msg_type, topic, self._on_input, self.input_qos)
+        self.start_worker()
+
+    def start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}-worker", daemon=True)
         self._worker.start()
 
+    def hand_over(self, item: Any, received_at: float) -> None:
+        """Put an item in the slot for the worker; one replaced before it ran counts as dropped."""
+        if self._slot.put((item, received_at)):
+            self.stats.on_dropped()
+
     def process(self, msg: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def extra_diagnostics(self) -> list[tuple[str, str]]:
+        """Key/values appended to this node's /diagnostics status."""
+        return []
+
+    def skip_malformed(self, what: str, exc: Exception) -> None:
+        self.stats.on_malformed(f"{what}: {exc}" if what else str(exc))
+        self.get_logger().warning(
+            f"skipped malformed input: {exc}", throttle_duration_sec=self.log_throttle_s
+        )
 
     # --- machinery ---------------------------------------------------------------------------
     def _on_input(self, msg: Any) -> None:
         now = time.monotonic()
         self.stats.on_received(now)
-        if self._slot.put((msg, now)):
-            self.stats.on_dropped()
+        self.hand_over(msg, now)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -71,10 +95,7 @@ class PerceptionNode(Node):
             try:
                 self.process(msg)
             except MessageFormatError as exc:
-                self.stats.on_malformed(str(exc))
-                self.get_logger().warning(
-                    f"skipped malformed input: {exc}", throttle_duration_sec=self.log_throttle_s
-                )
+                self.skip_malformed("", exc)
                 continue
             except Exception as exc:  # a bug or a backend failure must not stop the node
                 self.stats.on_error(f"{type(exc).__name__}: {exc}")
@@ -97,7 +118,8 @@ class PerceptionNode(Node):
             status.level, status.message = DiagnosticStatus.WARN, f"malformed input: {snap.last_error}"
         else:
             status.level, status.message = DiagnosticStatus.OK, "ok"
-        status.values = [KeyValue(key=k, value=v) for k, v in snap.as_pairs()]
+        pairs = snap.as_pairs() + self.extra_diagnostics()
+        status.values = [KeyValue(key=k, value=v) for k, v in pairs]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
@@ -108,3 +130,55 @@ class PerceptionNode(Node):
         if self._worker is not None:
             self._worker.join(timeout=2.0)
         super().destroy_node()
+
+
+class PipelineNode(PerceptionNode):
+    """A node that runs the pipeline registered as ``pipeline_name``; ``create_options`` go to the
+    pipeline's ``create`` (e.g. a detector built by the application instead of from its card)."""
+
+    pipeline_name: str
+
+    def __init__(self, *, create_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        spec = pipelines.get(self.pipeline_name)
+        super().__init__(spec.name, **kwargs)
+        settings = declare_settings(self, spec.settings)
+        check_undeclared(self)
+        types = MessageFactory.rclpy()
+        self.pipeline: Pipeline = spec.create(settings, types, live=True, **(create_options or {}))
+        self._pubs = {
+            port.key: self.create_publisher(types.cls(port.msgtype), port.topic, self.output_qos)
+            for port in self.pipeline.outputs
+        }
+        for i, port in enumerate(self.pipeline.inputs):
+            qos = self.input_qos
+            if port.depth is not None:
+                qos = qos_profile(self.node_settings.input_reliability, max(port.depth, qos.depth))
+            callback = partial(self._on_message, port.key, i == 0)
+            self.create_subscription(types.cls(port.msgtype), port.topic, callback, qos)
+        self.start_worker()
+        describe = getattr(self.pipeline, "describe", None)
+        ins = ", ".join(p.topic for p in self.pipeline.inputs)
+        outs = ", ".join(p.topic for p in self.pipeline.outputs)
+        self.get_logger().info(f"{describe() + ': ' if describe else ''}{ins} -> {outs}")
+
+    def _on_message(self, key: str, main: bool, msg: Any) -> None:
+        now = time.monotonic()
+        if main:
+            self.stats.on_received(now)
+        try:
+            jobs = self.pipeline.accept(key, msg, now)
+        except MessageFormatError as exc:
+            self.skip_malformed(key, exc)
+            return
+        for job in jobs:
+            self.hand_over(job, job.arrived if job.arrived is not None else now)
+
+    def _wanted(self, key: str) -> bool:
+        return not self.pipeline.output(key).on_demand or self._pubs[key].get_subscription_count() > 0
+
+    def process(self, job: Job) -> None:
+        for key, msg in self.pipeline.run(job, self._wanted):
+            self._pubs[key].publish(msg)
+
+    def extra_diagnostics(self) -> list[tuple[str, str]]:
+        return self.pipeline.diagnostics(time.monotonic())

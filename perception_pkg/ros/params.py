@@ -1,67 +1,57 @@
-"""Declaring node parameters with validation and a clear error naming the parameter.
+"""Node parameters from a Settings dataclass: one declared ROS parameter per field, validated.
 
-rclpy rejects a YAML ``1`` for a float parameter with a type error most users cannot place; we accept
-ints for floats and check ranges and choices ourselves, so a bad config file fails at start-up with
-one message that says which key is wrong and what was expected.
+rclpy rejects a YAML ``1`` for a float parameter with a type error most users cannot place, and it
+silently ignores a parameter nobody declared (a typo such as ``score_treshold``). Here every field of
+the node's Settings classes is declared with its description (so ``ros2 param describe`` documents
+it), values are checked by :mod:`perception_pkg.runtime.settings` (ints accepted for floats, ranges,
+choices), and any parameter given for this node that is not declared stops start-up with one line
+naming it and the closest valid name.
 """
 
 from __future__ import annotations
 
-import array
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from perception_pkg.runtime.settings import (
+    ROS_BUILTIN_PARAMETERS,
+    ConfigError,
+    check_known,
+    from_params,
+    specs,
+)
 
-class ConfigError(ValueError):
-    """A node parameter has a wrong type or value. The message names the node and the parameter."""
+S = TypeVar("S")
+
+__all__ = ["ConfigError", "check_undeclared", "declare_settings"]
 
 
-_TYPES: dict[type, tuple[type, ...]] = {
-    bool: (bool,),
-    int: (int,),
-    float: (float, int),
-    str: (str,),
-    list: (list, tuple),
-}
+def _ros_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
-def declare(
-    node: Node,
-    name: str,
-    default: Any,
-    description: str,
-    *,
-    choices: Sequence[Any] | None = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    length: int | None = None,
-) -> Any:
-    """Declare a read-only parameter, validate the value given by config, and return it."""
-    descriptor = ParameterDescriptor(description=description, read_only=True, dynamic_typing=True)
-    value = node.declare_parameter(name, default, descriptor).value
-    if isinstance(value, array.array):  # rclpy hands numeric arrays back as array.array
-        value = value.tolist()
-    where = f"parameter '{node.get_name()}.{name}'"
-    kind = type(default)
-    if kind in (list, tuple):
-        kind = list
-    if value is None or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
-    if not isinstance(value, _TYPES[kind]):
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
-    if kind is float:
-        value = float(value)
-    if kind is list:
-        value = list(value)
-        if length is not None and len(value) != length:
-            raise ConfigError(f"{where}: expected {length} values, got {len(value)}: {value!r}")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{where}: expected >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{where}: expected <= {maximum}, got {value!r}")
-    return value
+def declare_settings(node: Node, cls: type[S]) -> S:
+    """Declare a read-only parameter per field of Settings ``cls`` and return the validated settings."""
+    values: dict[str, Any] = {}
+    for spec in specs(cls):
+        descriptor = ParameterDescriptor(description=spec.description, read_only=True, dynamic_typing=True)
+        value = node.declare_parameter(spec.param, _ros_value(spec.default), descriptor).value
+        if hasattr(value, "tolist"):  # rclpy hands numeric arrays back as array.array
+            value = value.tolist()
+        values[spec.param] = value
+    return from_params(cls, values, node.get_name())
+
+
+def check_undeclared(node: Node) -> None:
+    """ConfigError for a parameter given to this node (params file, ``-p``) that it does not declare.
+
+    rclpy keeps the overrides it was given for a node in ``_parameter_overrides`` (Humble to Jazzy); it
+    has no public accessor for them, and without this check a misspelt parameter is silently ignored.
+    """
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    declared = set(node._parameters) | set(ROS_BUILTIN_PARAMETERS)
+    # qos_overrides.* is rclpy's own QoS override namespace; it is read by rclpy, not by us
+    given = [name for name in overrides if not name.startswith("qos_overrides.")]
+    check_known(given, declared, node.get_name())

@@ -1,29 +1,17 @@
-"""QoS for sensor inputs and results, overridable per node through parameters."""
+"""QoS profiles of a node's inputs and outputs, from its NodeSettings (``input_qos.*``, ``output_qos.*``)."""
 
 from __future__ import annotations
 
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-from perception_pkg.ros.params import declare
 
 _RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 
 
-def declare_qos(node: Node, prefix: str, reliability: str, depth: int) -> QoSProfile:
-    """QoS from parameters ``<prefix>.reliability`` and ``<prefix>.depth`` (keep-last, volatile).
-
-    Sensor inputs default to best-effort keep-last-1: it matches both best-effort and reliable
-    publishers (drivers differ), and the newest frame is the one worth processing. Results default to
-    reliable so that recorders and slow consumers see every one.
-    """
-    rel = declare(
-        node, f"{prefix}.reliability", reliability, f"{prefix} QoS reliability", choices=list(_RELIABILITY)
-    )
-    dep = declare(node, f"{prefix}.depth", depth, f"{prefix} QoS keep-last depth", minimum=1, maximum=1000)
+def qos_profile(reliability: str, depth: int) -> QoSProfile:
+    """Keep-last ``depth``, volatile, with the named reliability (``best_effort`` or ``reliable``)."""
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
-        depth=dep,
-        reliability=_RELIABILITY[rel],
+        depth=depth,
+        reliability=_RELIABILITY[reliability],
         durability=DurabilityPolicy.VOLATILE,
     )
