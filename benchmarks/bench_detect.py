@@ -104,12 +104,13 @@ class _RecordingDetector:
 
 
 def _run_node(detector: Any, msg: Any, info: Any, compressed: bool, reps: int, warmup: int) -> dict[str, Any]:
-    """Times ``DetectionNode.process`` on ``msg``: total and per stage (seconds lists)."""
+    """Times the node's work on ``msg`` (``pipeline.accept`` + ``DetectionNode.process``, what its
+    callback and worker do): total and per stage (seconds lists)."""
     import rclpy
     from rclpy.context import Context
     from rclpy.parameter import Parameter
 
-    import perception_pkg.ros.nodes.detection as mod
+    import perception_pkg.pipelines.detection as mod
     from perception_pkg.ros.nodes.detection import DetectionNode
 
     ctx = Context()
@@ -126,13 +127,14 @@ def _run_node(detector: Any, msg: Any, info: Any, compressed: bool, reps: int, w
             parameter_overrides=[Parameter("compressed", value=compressed)],
         )
         if info is not None:
-            node._on_camera_info(info)
+            node._on_message("camera_info", False, info)
         totals: list[float] = []
         stages: dict[str, list[float]] = {s: [] for s in STAGES}
         for i in range(warmup + reps):
             timer.frame = {}
             t0 = time.perf_counter()
-            node.process(msg)
+            for job in node.pipeline.accept("image", msg, t0):
+                node.process(job)
             total = time.perf_counter() - t0
             if i < warmup:
                 continue
@@ -142,7 +144,7 @@ def _run_node(detector: Any, msg: Any, info: Any, compressed: bool, reps: int, w
                 stages[s].append(timer.frame.get(s, 0.0))
                 known += timer.frame.get(s, 0.0)
             stages["publish_other"].append(total - known)
-        snap = node.stats.snapshot()
+        pipe = node.pipeline
         node.destroy_node()
     finally:
         for n, fn in saved.items():
@@ -151,8 +153,8 @@ def _run_node(detector: Any, msg: Any, info: Any, compressed: bool, reps: int, w
     return {
         "total": _pct(totals),
         "stages": {s: _pct(v) for s, v in stages.items() if any(v)},
-        "detections": snap.last_detections,
-        "camera_info_status": snap.camera_info_status,
+        "detections": pipe.last_detections,
+        "camera_info_status": pipe.camera_info_status,
     }
 
 
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="", help="also write the figures to this file")
     args = ap.parse_args(argv)
 
-    from perception_pkg.detection import Detector
+    from perception_pkg.detection import load_detector, resolve_card
     from perception_pkg.msgs import (
         MessageFactory,
         array_to_compressed,
@@ -194,7 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         make_header,
         model_to_camera_info,
     )
-    from perception_pkg.replay.detection_pipeline import resolve_card
     from perception_pkg.ros.dds import use_large_message_profile
 
     use_large_message_profile()
@@ -207,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         threshold = (
             args.score_threshold if args.score_threshold is not None else (0.0 if args.untrained else 0.3)
         )
-        detector = Detector.from_card(
-            card, backend=args.backend, score_threshold=threshold, threads=args.threads or None
+        detector = load_detector(
+            card, backend=args.backend, score_threshold=threshold, threads=args.threads, where="bench_detect"
         )
         rgb, camera = _frame(tmp)
         types = MessageFactory.rclpy()

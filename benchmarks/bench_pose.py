@@ -3,9 +3,9 @@
 One frame = what the node does after receipt: image message -> BGR array (``conversion``), person boxes
 from the Detection2DArray (``boxes``), crops (``preprocess``), engine (``inference``), heatmap decode
 (``decode``), PersonArray + skeleton MarkerArray (``message_build``), all through the same
-``PoseFrames`` (pipelines/pose.py) the node and replay use. The baseline in the same run sends the crops through
-the engine one by one (N calls of batch 1) with everything else unchanged; the ratio is its median over
-the batched median.
+``PoseFrames`` (pipelines/pose.py) the node and replay use. The baseline in the same run sends the
+crops through the engine one by one (N calls of batch 1) with everything else unchanged; the ratio is its
+median over the batched median.
 
 Model: ``--card`` (default: the shipped models/sim_pose/card.yaml when present), else a TinyTopDown
 with random weights at 256x192, exported here (needs torch). Goal: p50 < 40 ms with 5 people.
@@ -127,8 +127,8 @@ def main() -> int:
 
     from perception_pkg.cards import load_card
     from perception_pkg.msgs import MessageFactory
-    from perception_pkg.pose import PoseEstimator
     from perception_pkg.pipelines.pose import PoseFrames, PoseSettings
+    from perception_pkg.pose import PoseEstimator
 
     try:  # the node's message classes when rclpy is installed, else rosbags'
         types, factory, flavour = MessageFactory.rclpy(), MessageFactory.rclpy(), "rclpy"

@@ -20,7 +20,7 @@ from perception_pkg.msgs import (
     pose_to_person_array,
 )
 from perception_pkg.pose import PoseResult
-from perception_pkg.sim.people import COCO_SKELETON
+from perception_pkg.pose.coco17 import SKELETON
 from perception_pkg.viz.markers import skeleton_markers
 from perception_pkg.viz.skeleton import draw_skeletons
 
@@ -111,10 +111,10 @@ def test_skeleton_markers_draw_only_limbs_with_both_ends_confident(flavour: str)
     m = skeleton_markers(make_header(types, 5, "cam"), f, kp, sc, threshold=0.5, pixel_size=0.01)
     lines, points = m.markers
     assert (lines.type, points.type, lines.ns, lines.id, points.id) == (5, 8, "pose", 0, 1)
-    assert len(lines.points) == 2 * (2 * len(COCO_SKELETON) - 3)
+    assert len(lines.points) == 2 * (2 * len(SKELETON) - 3)
     assert len(points.points) == 34 - 2
     first = lines.points[0]
-    a = COCO_SKELETON[0][0]
+    a = SKELETON[0][0]
     assert np.allclose([first.x, first.y, first.z], [*(kp[0, a] - 0.5) * 0.01, 0.0])
     empty = skeleton_markers(make_header(types, 5, "cam"), f, np.zeros((0, 17, 2)), np.zeros((0, 17)))
     assert [mk.action for mk in empty.markers] == [2, 2]  # DELETE: nothing to show

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from test_pose_core import expected_keypoints, planted_topdown
 
-from perception_pkg.evaluation.pose import ALPHAS, PckAccumulator, coco_keypoint_ap, oks
+from perception_pkg.evaluation.pose import PckAccumulator
+from perception_pkg.metrics.keypoints import ALPHAS
 
 
 def _ann(i: int, img: int, xy: np.ndarray, box: list[float], v: int = 2) -> dict:
@@ -38,31 +39,6 @@ def test_pck_auc_for_a_known_offset_and_misses() -> None:
     assert r["auc"] == pytest.approx((0.4 + 0.005) / 0.5)
     acc.add([_ann(2, 2, XY, box)], np.zeros((0, 17, 2)), np.zeros(0))  # nobody found: all misses
     assert acc.result()["pck@0.5"] == pytest.approx(0.5)
-
-
-def test_oks_is_one_at_the_ground_truth_and_falls_with_distance() -> None:
-    gt_xy, vis, area = XY[None], np.full((1, 17), 2), np.array([5000.0])
-    assert oks(XY[None], gt_xy, vis, area)[0, 0] == pytest.approx(1.0)
-    assert oks(XY[None] + 5, gt_xy, vis, area)[0, 0] < oks(XY[None] + 1, gt_xy, vis, area)[0, 0] < 1
-
-
-def test_pycocotools_ap_is_one_for_perfect_predictions() -> None:
-    gt = {
-        "images": [{"id": 1, "width": 100, "height": 100}],
-        "annotations": [_ann(1, 1, XY, [5.0, 5.0, 90.0, 90.0])],
-        "categories": [{"id": 1, "name": "person"}],
-    }
-    res = [
-        {
-            "image_id": 1,
-            "category_id": 1,
-            "keypoints": _ann(0, 1, XY, [0, 0, 1, 1])["keypoints"],
-            "score": 0.9,
-        }
-    ]
-    ap = coco_keypoint_ap(gt, res)
-    assert ap["AP"] == pytest.approx(1.0) and ap["AP50"] == pytest.approx(1.0)
-    assert coco_keypoint_ap(gt, [])["AP"] == 0.0
 
 
 def _args(source: Path, out: Path, **kw) -> argparse.Namespace:

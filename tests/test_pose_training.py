@@ -13,11 +13,12 @@ torch = pytest.importorskip("torch")
 
 from perception_pkg.cards.loader import load_card  # noqa: E402
 from perception_pkg.cards.schema import parse_card  # noqa: E402
-from perception_pkg.decoders.pose_integral import NonIntegralHeatmapError, soft_argmax  # noqa: E402
-from perception_pkg.decoders.pose_mass_displacement import displaced_positions  # noqa: E402
+from perception_pkg.decoders.pose.integral import NonIntegralHeatmapError, soft_argmax  # noqa: E402
+from perception_pkg.decoders.pose.mass_displacement import displaced_positions  # noqa: E402
 from perception_pkg.decoders.registry import build_decoder  # noqa: E402
 from perception_pkg.engines.runner import ModelRunner  # noqa: E402
 from perception_pkg.paths import repo_root  # noqa: E402
+from perception_pkg.pose.coco17 import flip_permutation  # noqa: E402
 from perception_pkg.preprocess.pipeline import Preprocessor  # noqa: E402
 from perception_pkg.training import pose_cards, pose_train  # noqa: E402
 from perception_pkg.training.pose_data import (  # noqa: E402
@@ -210,13 +211,14 @@ def test_flip_averaged_graph_is_mirror_equivariant() -> None:
     from perception_pkg.training.pose_model import FlipAveraged, SimPoseNet
 
     torch.manual_seed(0)
-    net = FlipAveraged(SimPoseNet(17, 8), [int(i) for i in pose_train.FLIP_PERM]).eval()
+    perm = flip_permutation()
+    net = FlipAveraged(SimPoseNet(17, 8), [int(i) for i in perm]).eval()
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
         a = net(x)
         b = net(torch.flip(x, dims=[3]))
     for i, (u, v) in enumerate(zip(a, b, strict=True)):
-        back = torch.flip(v, dims=[3])[:, pose_train.FLIP_PERM]
+        back = torch.flip(v, dims=[3])[:, perm]
         torch.testing.assert_close(u, -back if i == 3 else back, atol=1e-5, rtol=1e-5)
 
 

@@ -173,6 +173,23 @@ def test_bad_config_stops_at_start_with_a_message_naming_the_parameter(
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("node", "typo", "closest"),
+    [("cloud_filter", "range_mx: 3.0", "range_max"), ("detection", "score_treshold: 0.5", "score_threshold")],
+)
+def test_a_misspelt_parameter_stops_start_up_naming_it_and_the_closest_valid_name(
+    ros_domain: int, tmp_path: Path, node: str, typo: str, closest: str
+) -> None:
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(f"{node}:\n  ros__parameters:\n    {typo}\n")
+    cmd = [sys.executable, "-m", "perception_pkg.cli.main", "run", "--nodes", node, "--params-file", str(bad)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    name = typo.split(":")[0]
+    assert proc.returncode == 2, proc.stderr
+    assert f"'{node}.{name}'" in proc.stderr and f"did you mean '{closest}'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_unknown_node_name_is_a_clear_error(ros_domain: int) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "perception_pkg.cli.main", "run", "--nodes", "detectorr"],

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("open3d")
 import open3d as o3d
 
+from perception_pkg.pose.coco17 import KEYPOINT_NAMES
 from perception_pkg.sim import (
     Renderer,
     SceneConfig,
@@ -16,7 +17,6 @@ from perception_pkg.sim import (
     render_frame,
 )
 from perception_pkg.sim.geometry import Part, merge_parts, transform_points
-from perception_pkg.sim.people import COCO_KEYPOINTS
 from perception_pkg.sim.render import keypoint_visibility
 from perception_pkg.sim.scene import make_car, make_person, scene_from_objects
 
@@ -108,7 +108,7 @@ def test_keypoints_project_onto_their_rendered_limb(lone_person):
     row = np.floor(gt.keypoints[:, 1] + 0.5).astype(int)
     # facing the camera, unoccluded: every keypoint is on this person's pixels and visible
     assert (frame.instance[row, col] == gt.oid).all(), [
-        COCO_KEYPOINTS[i] for i in np.flatnonzero(frame.instance[row, col] != gt.oid)
+        KEYPOINT_NAMES[i] for i in np.flatnonzero(frame.instance[row, col] != gt.oid)
     ]
     assert (gt.keypoints[:, 2] == 2).all()
     # the surface seen there lies in front of the joint by at most the limb's radius
@@ -116,8 +116,8 @@ def test_keypoints_project_onto_their_rendered_limb(lone_person):
     assert np.all(gap > -1e-3) and np.all(gap <= gt.keypoint_radii)
     # left/right as in COCO: the person's left is on the image right when facing the camera
     assert (
-        gt.keypoints[COCO_KEYPOINTS.index("left_shoulder"), 0]
-        > gt.keypoints[COCO_KEYPOINTS.index("right_shoulder"), 0]
+        gt.keypoints[KEYPOINT_NAMES.index("left_shoulder"), 0]
+        > gt.keypoints[KEYPOINT_NAMES.index("right_shoulder"), 0]
     )
 
 
@@ -131,8 +131,8 @@ def test_person_behind_a_car_has_occluded_legs_and_visible_face():
     gt = frame.object(2)
     assert gt.keypoints is not None
     assert (gt.keypoints[:, 2] > 0).all()  # all in the image
-    legs = [COCO_KEYPOINTS.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
-    face = [COCO_KEYPOINTS.index(n) for n in ("nose", "left_eye", "right_eye")]
+    legs = [KEYPOINT_NAMES.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    face = [KEYPOINT_NAMES.index(n) for n in ("nose", "left_eye", "right_eye")]
     assert (gt.keypoints[legs, 2] == 1).all()  # below the car's roof line: hidden
     assert (gt.keypoints[face, 2] == 2).all()  # above it: seen
 

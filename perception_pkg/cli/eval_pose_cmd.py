@@ -123,6 +123,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _detector(args: argparse.Namespace) -> Any:
-    from perception_pkg.detection import Detector
+    from perception_pkg.detection import load_detector
 
-    return Detector.from_card(args.detector_card, backend=args.backend, lift_3d=False)
+    return load_detector(args.detector_card, backend=args.backend, lift_3d=False, where="--detector-card")

@@ -1,1 +1,2 @@
-"""Detection metrics in numpy: COCO box AP (pycocotools), TIDE error breakdown, KITTI AP3D / AP_BEV."""
+"""Metrics in numpy: COCO box AP (pycocotools), TIDE error breakdown, KITTI AP3D / AP_BEV, and keypoint
+OKS AP (pycocotools) with PCK/AUC (:mod:`.keypoints`)."""

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+# Stack coordinates (pixel column j spans [j, j + 1)) minus pixel-centre coordinates (the first pixel
+# centred on 0: OpenCV, ROS messages such as CameraInfo, vision_msgs and Keypoint2D, COCO keypoints).
+# Writers of those formats subtract it, readers add it back.
+PIXEL_SHIFT = 0.5
+
 
 @dataclass(frozen=True)
 class AffineTransform:

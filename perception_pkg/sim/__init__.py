@@ -22,7 +22,7 @@ from perception_pkg.sim.generate import (
     ensure_sample_bag,
     generate,
 )
-from perception_pkg.sim.people import COCO_KEYPOINTS, COCO_SKELETON, POSES
+from perception_pkg.sim.people import POSES
 from perception_pkg.sim.render import Frame, Renderer, render_frame
 from perception_pkg.sim.scene import DETECTION_CLASSES, Scene, SceneConfig, SimObject, generate_scene
 from perception_pkg.sim.sensors import CameraSpec, LidarSpec, Rig
@@ -55,8 +55,6 @@ def write_datasets(root, scene: Scene, frames, degraded=None, weather=(), severi
 
 
 __all__ = [
-    "COCO_KEYPOINTS",
-    "COCO_SKELETON",
     "DETECTION_CLASSES",
     "POSES",
     "WEATHER_KINDS",

@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from perception_pkg.sim.people import COCO_KEYPOINTS, COCO_SKELETON
+from perception_pkg.pose.coco17 import KEYPOINT_NAMES, SKELETON
 from perception_pkg.sim.render import Frame, Renderer
 from perception_pkg.sim.scene import DETECTION_CLASSES, Scene
 from perception_pkg.sim.truth import ObjectGT
@@ -209,8 +209,8 @@ class DatasetWriter:
             "id": CATEGORY_IDS["person"],
             "name": "person",
             "supercategory": "person",
-            "keypoints": list(COCO_KEYPOINTS),
-            "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON],
+            "keypoints": list(KEYPOINT_NAMES),
+            "skeleton": [[a + 1, b + 1] for a, b in SKELETON],
         }
         kp = {"info": info, "images": self.images, "annotations": self.kp_annotations, "categories": [person]}
         (self.root / "annotations").mkdir(parents=True, exist_ok=True)

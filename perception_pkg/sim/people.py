@@ -4,8 +4,9 @@ Person frame: origin on the ground below the pelvis, x forward (the way the pers
 person's left, z up; metres. Segment lengths are fixed fractions of body height (Drillis-Contini
 anthropometry), so one number scales the whole body.
 
-The 17 keypoints are the COCO ones in COCO order. Limb keypoints (shoulders, elbows, wrists, hips,
-knees, ankles) are joint centres, i.e. on the axis of the capsules that meet there, inside the body.
+The 17 keypoints are the COCO ones in COCO order (names and skeleton: :mod:`perception_pkg.pose.coco17`).
+Limb keypoints (shoulders, elbows, wrists, hips, knees, ankles) are joint centres, i.e. on the axis of
+the capsules that meet there, inside the body.
 Face keypoints lie inside the head sphere (0.9 of its radius, so inside its polygon mesh too) on the
 face, so their projection falls on the head's silhouette.
 """
@@ -17,17 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from perception_pkg.sim.geometry import Part, rot_x, rot_y
-
-COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-# COCO's skeleton (1-based in the json; 0-based here), used for drawing and in the keypoint json
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
 
 POSES: tuple[str, ...] = ("standing", "walking", "arms_up", "sitting")
 

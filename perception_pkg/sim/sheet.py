@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from perception_pkg.sim.people import COCO_SKELETON
+from perception_pkg.pose.coco17 import SKELETON
 from perception_pkg.sim.render import Frame
 from perception_pkg.sim.scene import Scene
 from perception_pkg.sim.sensors import CameraSpec
@@ -65,7 +65,7 @@ def annotate(frame: Frame, scene: Scene, min_pixels: int = 20) -> np.ndarray:
         cv2.rectangle(img, (x0, y0), (x1, y1), colour, 2)
         if o.keypoints is not None:
             kp = o.keypoints
-            for a, b in COCO_SKELETON:
+            for a, b in SKELETON:
                 if kp[a, 2] > 0 and kp[b, 2] > 0:
                     pa = (round(kp[a, 0] * 4), round(kp[a, 1] * 4))
                     pb = (round(kp[b, 0] * 4), round(kp[b, 1] * 4))

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.decoders.pose_argmax import COCO17_FLIP_PAIRS, flip_permutation
-from perception_pkg.detection3d.multibin import rotation_y_to_alpha
 from perception_pkg.geometry3d.box3d import box3d_keypoints, project_points
+from perception_pkg.geometry3d.multibin import rotation_y_to_alpha
+from perception_pkg.pose.coco17 import flip_permutation
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,6 @@ def _render_block(spec: RenderSpec, cache_dir: Path, workers: int) -> dict[str, 
 
 # ----------------------------------------------------------------------------------------- targets
 
-COCO_FLIP = flip_permutation(17, COCO17_FLIP_PAIRS)
-
 
 def gaussian_radius(h: NDArray, w: NDArray, min_overlap: float = 0.7) -> NDArray:
     """CenterNet's radius: the largest corner shift that keeps IoU >= min_overlap (three cases, min)."""
@@ -229,7 +227,7 @@ def build_targets(
         box[:, [0, 2]] = Wn - box[:, [2, 0]]
         loc[:, 0] = -loc[:, 0]  # the camera's cx = (W - 1) / 2 makes the mirror image exact
         ry = (np.pi - ry + np.pi) % (2 * np.pi) - np.pi
-        kps = kps[:, COCO_FLIP]
+        kps = kps[:, flip_permutation()]
         kps[:, :, 0] = np.where(kps[:, :, 2] > 0, Wn - kps[:, :, 0], 0.0)
     P = np.hstack([K, np.zeros((3, 1))])
     order = np.argsort(-(box[:, 3] - box[:, 1]) * (box[:, 2] - box[:, 0]))  # big first: small ones win ties

@@ -13,10 +13,10 @@ kp_hm      9       RTM3D vertex logits (8 corners + 3D centre, geometry3d.box3d 
 kp_off     18      centre cell -> vertex offsets (x0, y0, x1, y1, ...) in output cells
 kp_reg     2       sub-cell offset of a vertex peak (shared by the 9 vertex types)
 dim        3       log(D / class mean) for D = (h, w, l)
-rot        8       Multi-Bin observation angle (detection3d.multibin layout)
+rot        8       Multi-Bin observation angle (geometry3d.multibin layout)
 dep        1       log depth (m) of the 3D centre: only initialises the solver
 pose_off   2KM     per component m: centre cell -> keypoint offsets (x0, y0, ...) in output cells
-pose_sigma M       raw sigma (decoders.pose_mixture.sigma_from_raw), output cells
+pose_sigma M       raw sigma (decoders.pose.mixture_pose.sigma_from_raw), output cells
 pose_alpha M       mixture weight logits
 =========  ======  ==============================================================================
 """

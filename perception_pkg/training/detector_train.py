@@ -357,7 +357,7 @@ def write_pose_card(out_dir: Path, det_card: dict[str, Any], accuracy: dict[str,
     """The bottom-up pose card over the same ONNX file: person centres + mixture-density offsets."""
     import yaml
 
-    from perception_pkg.sim.people import COCO_KEYPOINTS
+    from perception_pkg.pose.coco17 import KEYPOINT_NAMES
 
     card = {
         "name": "sim_detector_pose",
@@ -370,10 +370,10 @@ def write_pose_card(out_dir: Path, det_card: dict[str, Any], accuracy: dict[str,
             "outputs": {"centre": "hm", "offsets": "pose_off", "sigma": "pose_sigma", "alpha": "pose_alpha",
                         "size": "wh", "offset": "reg"},
             "params": {"stride": 4, "centre_channel": CLASSES.index("person"), "score_threshold": 0.3,
-                       "sigma_minimum": SIGMA_MIN_CELLS, "num_keypoints": len(COCO_KEYPOINTS)},
+                       "sigma_minimum": SIGMA_MIN_CELLS, "num_keypoints": len(KEYPOINT_NAMES)},
         },
         "classes": list(CLASSES),
-        "keypoints": list(COCO_KEYPOINTS),
+        "keypoints": list(KEYPOINT_NAMES),
         "provenance": dict(det_card["provenance"]),
     }  # fmt: skip
     if accuracy:

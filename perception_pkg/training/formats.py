@@ -12,27 +12,8 @@ from typing import Any
 import torch
 import yaml
 
+from perception_pkg.pose.coco17 import KEYPOINT_NAMES
 from perception_pkg.training.export import export_onnx
-
-COCO17 = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -102,7 +83,7 @@ def yolov8_card(name: str, hw: tuple[int, int], classes: Sequence[str], **params
 
 
 def yolov8_pose_card(
-    name: str, hw: tuple[int, int], keypoints: Sequence[str] = COCO17, **params: Any
+    name: str, hw: tuple[int, int], keypoints: Sequence[str] = KEYPOINT_NAMES, **params: Any
 ) -> dict[str, Any]:
     n = sum((hw[0] // s) * (hw[1] // s) for s in (8, 16, 32))
     return {
@@ -123,7 +104,7 @@ def yolov8_pose_card(
 def topdown_card(
     name: str,
     hw: tuple[int, int] = (256, 192),
-    keypoints: Sequence[str] = COCO17,
+    keypoints: Sequence[str] = KEYPOINT_NAMES,
     sigmoid: bool = False,
     batch: int | str = 1,
     **params: Any,

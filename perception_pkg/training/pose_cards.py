@@ -8,20 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from perception_pkg.pose.coco17 import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 STRIDE = 4
 OUTPUT_NAMES = ("heatmaps", "integral", "md_c", "md_ox", "md_oy")
-
-KEYPOINT_NAMES = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-]  # fmt: skip
-SKELETON = [
-    [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8], [7, 9],
-    [8, 10], [1, 2], [0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6],
-]  # fmt: skip
 
 # decoder variants a card can select: (card suffix, decoder type, roles -> outputs, params)
 DECODER_VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
@@ -76,17 +68,17 @@ def card_dict(
                 "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0},
             }
         ],
-        "outputs": [{"name": o, "shape": ["batch", 17, mh, mw]} for o in OUTPUT_NAMES],
+        "outputs": [{"name": o, "shape": ["batch", NUM_KEYPOINTS, mh, mw]} for o in OUTPUT_NAMES],
         "decoder": {"type": dtype, "outputs": roles, "params": params},
-        "keypoints": KEYPOINT_NAMES,
-        "skeleton": SKELETON,
+        "keypoints": list(KEYPOINT_NAMES),
+        "skeleton": [list(limb) for limb in SKELETON],  # 0-based, as the card schema reads it
         "provenance": provenance,
     }
     if weights:
         card["torch"] = {
             "factory": "perception_pkg.training.pose_model:build",
             "weights": weights,
-            "kwargs": {"num_keypoints": 17, "width": width},
+            "kwargs": {"num_keypoints": NUM_KEYPOINTS, "width": width},
         }
     return card
 

@@ -2,7 +2,7 @@
 
 Decoding goes through the card decoders (``decoders/registry``) built from the very card dicts the trainer
 writes, so the numbers are those of the shipped cards; the RSN variant (Gaussian blur, flip average,
-quarter shift; ``pose_argmax.rsn_decode``) needs the flipped crop's heatmaps, i.e. a second inference,
+quarter shift; ``heatmap_argmax.rsn_decode``) needs the flipped crop's heatmaps, i.e. a second inference,
 which a card decoder cannot ask for, so it is decoded here from both passes.
 
 Protocol (stated in every table): held-out simulator scenes, people with a ground-truth modal box at least
@@ -13,13 +13,13 @@ frame (pycocotools' keypoint default of 20 would silently drop people in crowded
 the same AP over COCO's medium + large people only (area >= 32^2 px, about 80 px tall here), the only sizes
 COCO annotates with keypoints: with area = visible pixels (~0.17 h^2 for these people), a 50 px tall
 person has s = sqrt(area) ~ 20 px, so a 1 px error per axis already costs a nose OKS term ~0.5. PCK@a: a
-labelled keypoint is correct within ``a * max(box w, box h)`` of the ground truth (box = GT modal box).
+labelled keypoint is correct within ``a * max(box w, box h)`` of the ground truth (box = GT modal box);
+``pck_auc`` is the trapezoid area under PCK over a = 0, 0.01, ..., 0.5, divided by 0.5. The metrics are
+those of ``perception eval pose``: :mod:`perception_pkg.metrics.keypoints`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,15 +27,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.cards.schema import parse_card
-from perception_pkg.decoders.pose_argmax import (
-    COCO17_FLIP_PAIRS,
-    flip_permutation,
-    pose_score,
-    rsn_decode,
-)
-from perception_pkg.decoders.pose_geometry import heatmap_to_crop
-from perception_pkg.decoders.pose_integral import non_integral_mask
+from perception_pkg.decoders.pose.geometry import heatmap_to_crop
+from perception_pkg.decoders.pose.heatmap_argmax import pose_score, rsn_decode
+from perception_pkg.decoders.pose.integral import non_integral_mask
 from perception_pkg.decoders.registry import build_decoder
+from perception_pkg.metrics.keypoints import ALPHAS, coco_keypoint_ap, pck_auc, pck_curve
+from perception_pkg.pose.coco17 import FLIP_PAIRS, flip_permutation
 from perception_pkg.preprocess.affine import AffineTransform
 from perception_pkg.training.pose_cards import (
     DECODER_VARIANTS,
@@ -47,14 +44,7 @@ from perception_pkg.training.pose_cards import (
 )
 from perception_pkg.training.pose_data import PoseSet
 
-COCO_SIGMAS = (
-    np.array(
-        [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-    )
-    / 10
-)
 MEDIUM_AREA = 32.0**2
-FLIP = flip_permutation(17, COCO17_FLIP_PAIRS)
 VARIANT_ORDER = ("argmax", "argmax_rsn", "integral", "integral_flip", "md_additive", "md_noisy_or")
 
 
@@ -87,9 +77,7 @@ def decode_variants(
         res[variant] = (kp.xy, kp.scores)
     if outputs_flipped is not None:
         hm = np.asarray(outputs["heatmaps"])
-        cells, score = rsn_decode(
-            hm, outputs_flipped["heatmaps"], COCO17_FLIP_PAIRS, rsn_blur_kernel(hm.shape[-1])
-        )
+        cells, score = rsn_decode(hm, outputs_flipped["heatmaps"], FLIP_PAIRS, rsn_blur_kernel(hm.shape[-1]))
         res["argmax_rsn"] = (heatmap_to_crop(cells, STRIDE, "cell"), score)
     return {v: res[v] for v in VARIANT_ORDER if v in res}
 
@@ -126,60 +114,46 @@ def _coco_gt(held: PoseSet) -> dict[str, Any]:
 
 
 def oks_ap(pred_xy: NDArray, person_scores: NDArray, held: PoseSet) -> dict[str, float]:
-    """pycocotools COCOeval (iouType keypoints, COCO sigmas): AP, AP50, AP75 over held-out people."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    """pycocotools COCOeval (iouType keypoints, COCO sigmas; :func:`metrics.keypoints.coco_keypoint_ap`):
+    AP, AP50, AP75 over held-out people, and AP over COCO's medium + large ones (NaN when there are none)."""
+    dets = []
+    for i in range(len(held)):
+        kp = np.concatenate([pred_xy[i], np.ones((pred_xy.shape[1], 1))], axis=1)
+        dets.append(
+            {
+                "image_id": int(held.frame_ids[i]),
+                "category_id": 1,
+                "keypoints": [float(v) for v in kp.ravel()],
+                "score": float(person_scores[i]),
+            }
+        )
+    # "all", and COCO's medium + large (area >= 32^2): COCO labels keypoints only on those people
+    ap = coco_keypoint_ap(_coco_gt(held), dets, max_dets=100, area_ranges={"ml": (MEDIUM_AREA, 1e10)})
 
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        gt = COCO()
-        gt.dataset = _coco_gt(held)
-        gt.createIndex()
-        dets = []
-        for i in range(len(held)):
-            kp = np.concatenate([pred_xy[i], np.ones((pred_xy.shape[1], 1))], axis=1)
-            dets.append(
-                {
-                    "image_id": int(held.frame_ids[i]),
-                    "category_id": 1,
-                    "keypoints": [float(v) for v in kp.ravel()],
-                    "score": float(person_scores[i]),
-                }
-            )
-        dt = gt.loadRes(dets)
-        ev = COCOeval(gt, dt, iouType="keypoints")
-        ev.params.kpt_oks_sigmas = COCO_SIGMAS
-        ev.params.maxDets = [100]
-        # "all", and COCO's medium + large (area >= 32^2): COCO labels keypoints only on those people
-        ev.params.areaRng = [[0, 1e10], [MEDIUM_AREA, 1e10]]
-        ev.params.areaRngLbl = ["all", "medium+large"]
-        ev.evaluate()
-        ev.accumulate()
-    prec = ev.eval["precision"][:, :, 0, :, 0]  # [T, R, area range] at maxDets 100
-
-    def ap(rows: slice | int, area: int = 0) -> float:
-        p = prec[rows, :, area]
-        p = p[p > -1]
-        return float(p.mean()) if p.size else float("nan")
+    def nan_if_empty(v: float) -> float:  # COCOeval's -1 = nothing to score
+        return float("nan") if v == -1 else v
 
     return {
-        "oks_ap": ap(slice(None)),
-        "oks_ap50": ap(0),
-        "oks_ap75": ap(5),
-        "oks_ap_ml": ap(slice(None), 1),
+        "oks_ap": nan_if_empty(ap["AP"]),
+        "oks_ap50": nan_if_empty(ap["AP50"]),
+        "oks_ap75": nan_if_empty(ap["AP75"]),
+        "oks_ap_ml": nan_if_empty(ap["AP_ml"]),
         "people_ml": int((held.areas >= MEDIUM_AREA).sum()),
     }
 
 
 def pck(pred_xy: NDArray, held: PoseSet, alphas: tuple[float, ...] = (0.05, 0.1)) -> dict[str, float]:
-    """Share of labelled keypoints within ``alpha * max(box w, h)`` of the truth, plus AUC over [0, 0.5]."""
+    """PCK@alpha (:func:`metrics.keypoints.pck_curve`: labelled keypoints within ``alpha * max(box w, h)``
+    of the truth, person i predicted by row i) at ``alphas``, its AUC over [0, 0.5]
+    (:func:`metrics.keypoints.pck_auc`) and the mean pixel error."""
     gt = held.keypoints
     lab = gt[..., 2] > 0
     size = np.maximum(held.boxes[:, 2] - held.boxes[:, 0], held.boxes[:, 3] - held.boxes[:, 1])
-    err = np.linalg.norm(pred_xy - gt[..., :2], axis=-1) / size[:, None]
-    out = {f"pck@{a:g}": float((err[lab] <= a).mean()) for a in alphas}
-    grid = np.linspace(0, 0.5, 51)
-    out["pck_auc"] = float(np.mean([(err[lab] <= a).mean() for a in grid]))
-    out["mean_err_px"] = float((err * size[:, None])[lab].mean())
+    dist = np.linalg.norm(pred_xy - gt[..., :2], axis=-1)
+    at = pck_curve(dist, size, lab, alphas)
+    out = {f"pck@{a:g}": float(v) for a, v in zip(alphas, at, strict=True)}
+    out["pck_auc"] = pck_auc(pck_curve(dist, size, lab, ALPHAS), ALPHAS)
+    out["mean_err_px"] = float(dist[lab].mean())
     return out
 
 
@@ -245,7 +219,7 @@ def evaluate_model(
     from perception_pkg.training.pose_model import FlipAveraged
 
     model = model.float().eval()
-    tta_model = FlipAveraged(model, [int(i) for i in FLIP]).eval()
+    tta_model = FlipAveraged(model, [int(i) for i in flip_permutation()]).eval()
 
     def runner(net: Any) -> Callable[[NDArray], dict[str, NDArray]]:
         def infer(x: NDArray) -> dict[str, NDArray]:

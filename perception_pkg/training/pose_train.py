@@ -11,7 +11,7 @@ the same machine gives the same weights. bf16 autocast is on by default at 128x9
 ~2x faster per step on this CPU (13.6 -> 7.0 ms per crop; at 64x48 the gain is small); losses are computed
 in float32 either way.
 
-Losses, all on the stride-4 grid in heatmap cells (``pose_geometry`` "cell" alignment, ``u = x / 4 - 0.5``):
+Losses, all on the stride-4 grid in heatmap cells (``pose.geometry`` "cell" alignment, ``u = x / 4 - 0.5``):
 
 - ``heatmaps``: MSE to unnormalised Gaussians (peak 1, ``sigma_hm`` cells, centred at the sub-cell target),
   summed over each map; maps of unlabelled keypoints have an all-zero target.
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from perception_pkg.decoders.pose_argmax import COCO17_FLIP_PAIRS, flip_permutation
+from perception_pkg.pose.coco17 import NUM_KEYPOINTS, flip_permutation
 from perception_pkg.training.pose_cards import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -50,8 +50,6 @@ from perception_pkg.training.pose_cards import (
 )
 from perception_pkg.training.pose_data import PoseSet, get_set, get_train_set, heldout_spec, train_spec
 from perception_pkg.training.pose_model import FlipAveraged, SimPoseNet
-
-FLIP_PERM = flip_permutation(17, COCO17_FLIP_PAIRS)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -166,7 +164,7 @@ def heatmap_targets(
 
 
 def soft_argmax_torch(logits: torch.Tensor) -> torch.Tensor:
-    """(n, K, H, W) logits -> (n, K, 2) expectation in cells (the training twin of ``pose_integral``)."""
+    """(n, K, H, W) logits -> (n, K, 2) expectation in cells (the training twin of ``pose.integral``)."""
     n, k, h, w = logits.shape
     p = torch.softmax(logits.reshape(n, k, h * w).float(), dim=-1).reshape(n, k, h, w)
     x = (p.sum(dim=2) * torch.arange(w, dtype=torch.float32)).sum(-1)
@@ -224,7 +222,7 @@ def train(
     map_hw = (input_hw[0] // STRIDE, input_hw[1] // STRIDE)
     sigma = sigma or default_sigma(map_hw)
     eps = eps or default_eps(map_hw)
-    model = SimPoseNet(17, width)
+    model = SimPoseNet(NUM_KEYPOINTS, width)
     if init is not None:
         model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
     model = model.to(memory_format=torch.channels_last)
@@ -236,6 +234,7 @@ def train(
     total = steps_per_epoch * epochs
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     warm = min(200, total // 10)
+    flip_perm = flip_permutation()  # mirrored crops swap left/right keypoints
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 2 % of lr
         if step < warm:
@@ -257,8 +256,8 @@ def train(
             # keypoints follow the map; mirrored crops swap left/right channels
             p = np.einsum("nij,nkj->nki", maps[:, :, :2], kp[idx]) + maps[:, None, :, 2]
             v = vis[idx].copy()
-            p[flip] = p[flip][:, FLIP_PERM]
-            v[flip] = v[flip][:, FLIP_PERM]
+            p[flip] = p[flip][:, flip_perm]
+            v[flip] = v[flip][:, flip_perm]
             u = p / STRIDE - 0.5
             inside = (
                 (u[..., 0] > -0.5)
@@ -317,7 +316,7 @@ def export_model(model: SimPoseNet, input_hw: tuple[int, int], path: Path, flip:
 
     model = model.float().to(memory_format=torch.contiguous_format).eval()
     if flip:
-        model = FlipAveraged(model, [int(i) for i in FLIP_PERM]).eval()
+        model = FlipAveraged(model, [int(i) for i in flip_permutation()]).eval()
     example = torch.zeros(2, 3, *input_hw)
     export_onnx(model, example, path, ["input"], list(OUTPUT_NAMES), dynamic_batch=True, dynamo=False)
     x = np.random.default_rng(0).normal(size=(3, 3, *input_hw)).astype(np.float32)

@@ -23,10 +23,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.geometry3d.box3d import boxes_to_keypoints
-from perception_pkg.msgs._common import PIXEL_SHIFT, pack_bytes
+from perception_pkg.msgs._common import pack_bytes
 from perception_pkg.msgs.detections import pose_msg
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.pose.coco17 import NUM_KEYPOINTS, SKELETON
+from perception_pkg.preprocess.affine import PIXEL_SHIFT
 from perception_pkg.viz.detections import WIREFRAME_EDGES
 from perception_pkg.viz.palette import class_colour
 
