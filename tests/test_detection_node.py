@@ -32,8 +32,8 @@ def _publish_frames(npz: str, prefix: str) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from perception_pkg.geometry3d.camera import CameraModel
     from perception_pkg.msgs import (
-        CameraModel,
         MessageFactory,
         array_to_compressed,
         array_to_image,

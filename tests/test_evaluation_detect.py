@@ -14,15 +14,10 @@ pytest.importorskip("open3d")
 from perception_pkg.cli.main import main as cli_main
 from perception_pkg.decoders.types import Detections
 from perception_pkg.detection import DetectionResult
-from perception_pkg.evaluation.detect import (
-    EvalSettings,
-    evaluate,
-    load_dataset,
-    read_bag,
-    run_on_bag,
-    run_on_dataset,
-    write_report,
-)
+from perception_pkg.evaluation.detect import EvalSettings, evaluate
+from perception_pkg.evaluation.report import write_report
+from perception_pkg.evaluation.run import run_on_bag, run_on_dataset
+from perception_pkg.evaluation.sources import load_dataset, read_bag
 from perception_pkg.sim import SceneConfig, generate
 
 W, H = 320, 240
@@ -128,7 +123,7 @@ def test_report_and_plots_written(sim: Path, tmp_path: Path) -> None:
 def _planted_yolox_card(tmp_path: Path, sim: Path) -> Path:
     """A TinyYolox whose exported graph outputs exactly frame 0's ground-truth boxes, one anchor each."""
     torch = pytest.importorskip("torch")
-    from perception_pkg.decoders import yolox_grid
+    from perception_pkg.decoders.detection.yolox import yolox_grid
     from perception_pkg.training.formats import write_model, yolox_card
     from perception_pkg.training.models import Planted, TinyYolox
 

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from perception_pkg.cards import load_card  # noqa: E402
-from perception_pkg.decoders import yolox_grid  # noqa: E402
+from perception_pkg.decoders.detection.yolox import yolox_grid  # noqa: E402
 from perception_pkg.engines import ModelRunner  # noqa: E402
 from perception_pkg.preprocess import letterbox_transform, topdown_transform  # noqa: E402
 from perception_pkg.training.formats import (  # noqa: E402

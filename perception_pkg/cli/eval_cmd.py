@@ -2,14 +2,13 @@
 
 ``eval detect`` runs a detector (a model card) over a ``perception sim`` dataset folder or a rosbag2
 with ground-truth topics, or scores the detections a replay output bag already holds, and writes a
-JSON report and plots (:mod:`perception_pkg.evaluation.detect`). ``eval pose`` lives in
+JSON report and plots (:func:`perception_pkg.evaluation.run.run_detect_eval`). ``eval pose`` lives in
 ``perception_pkg.cli.eval_pose_cmd`` and is wired here when that module is installed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
     from perception_pkg.evaluation.detect import DEFAULT_MIN_HEIGHT_PX, DEFAULT_MIN_VISIBLE_PIXELS
+    from perception_pkg.evaluation.sources import TOPIC_GT2D, TOPIC_GT3D, TOPIC_IMAGE, TOPIC_INFO
 
     d = sub.add_parser(
         "detect",
@@ -74,10 +74,10 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--no-3d", action="store_true", help="skip the 3D solve and KITTI AP3D")
     d.add_argument("--no-plots", action="store_true", help="write the JSON report only")
     bag = d.add_argument_group("rosbag2 sources")
-    bag.add_argument("--image-topic", default="/camera/image_raw")
-    bag.add_argument("--info-topic", default="/camera/camera_info")
-    bag.add_argument("--gt-topic", default="/ground_truth/detections_2d")
-    bag.add_argument("--gt3d-topic", default="/ground_truth/detections_3d", help="'' for none")
+    bag.add_argument("--image-topic", default=TOPIC_IMAGE)
+    bag.add_argument("--info-topic", default=TOPIC_INFO)
+    bag.add_argument("--gt-topic", default=TOPIC_GT2D)
+    bag.add_argument("--gt3d-topic", default=TOPIC_GT3D, help="'' for none")
     bag.add_argument(
         "--detections-topic",
         default=None,
@@ -112,121 +112,35 @@ def _pose_missing(args: argparse.Namespace) -> int:
     return 2
 
 
-def _is_bag(path: Path) -> bool:
-    return (path / "metadata.yaml").is_file() or path.suffix in (".mcap", ".db3")
-
-
 def _run_detect(args: argparse.Namespace) -> int:
-    from perception_pkg.evaluation.detect import (
-        EvalSettings,
-        RunStats,
-        evaluate,
-        load_dataset,
-        read_bag,
-        run_on_bag,
-        run_on_dataset,
-        summary_table,
-        write_report,
-    )
+    from perception_pkg.evaluation.run import EvalInputError, run_detect_eval
 
-    sources: list[Path] = list(args.source)
-    kinds = [_is_bag(src) for src in sources]
-    for src, is_bag in zip(sources, kinds, strict=True):
-        if not is_bag and not (src / "dataset.json").is_file():
-            print(
-                f"{src}: neither a dataset folder (dataset.json) nor a rosbag2 (metadata.yaml)",
-                file=sys.stderr,
-            )
-            return 2
-    if args.detections_topic and not all(kinds):
-        print("--detections-topic needs rosbag2 sources", file=sys.stderr)
-        return 2
-    detector = None
-    model: dict[str, Any] = {"source": f"bag topic {args.detections_topic}"}
-    if not args.detections_topic:
-        from perception_pkg.detection import Detector, default_detector_card
-
-        card_path = args.card or default_detector_card()
-        if not Path(card_path).is_file():
-            print(f"{card_path}: no such model card (pass --card)", file=sys.stderr)
-            return 2
-        options: dict[str, Any] = {}
-        if args.threads:
-            options["threads"] = args.threads
-        detector = Detector.from_card(
-            card_path,
+    try:
+        result = run_detect_eval(
+            args.source,
+            args.out,
+            card=args.card,
             backend=args.backend,
+            threads=args.threads,
+            images=args.images,
+            max_frames=args.max_frames,
             score_threshold=args.score_threshold,
+            max_dets=args.max_dets,
+            min_height_px=args.min_height,
+            min_visible_pixels=args.min_visible_pixels,
             lift_3d=not args.no_3d,
-            **options,
+            plots=not args.no_plots,
+            image_topic=args.image_topic,
+            info_topic=args.info_topic,
+            gt_topic=args.gt_topic,
+            gt3d_topic=args.gt3d_topic or None,
+            detections_topic=args.detections_topic,
+            detections3d_topic=args.detections3d_topic,
         )
-        model = {
-            "card": str(card_path),
-            "name": detector.card.name,
-            "classes": list(detector.class_names),
-            "backend": args.backend,
-            "has_3d": bool(detector.has_3d and not args.no_3d),
-            "score_threshold": args.score_threshold,
-        }
-    stats = RunStats()
-    frames = []
-    gt_names: list[str] = []
-    srcs = []
-    wall_s = 0.0
-    for source, is_bag in zip(sources, kinds, strict=True):
-        if is_bag:
-            part = run_on_bag(
-                detector,
-                read_bag(
-                    source,
-                    image_topic=None if args.detections_topic else args.image_topic,
-                    info_topic=args.info_topic,
-                    gt2d_topic=args.gt_topic,
-                    gt3d_topic=args.gt3d_topic or None,
-                    det_topic=args.detections_topic,
-                    det3d_topic=args.detections3d_topic,
-                ),
-                args.max_frames,
-                stats,
-            )
-            names_here = sorted({c for f in part for c in f.gt.classes.tolist()})
-            srcs.append({"kind": "rosbag2", "path": str(source), "gt_topic": args.gt_topic})
-        else:
-            data = load_dataset(source, args.images)
-            part = run_on_dataset(detector, data, args.max_frames, stats)  # type: ignore[arg-type]
-            names_here = list(data.class_names)
-            srcs.append({"kind": "dataset", "path": str(source), "images": args.images})
-        if len(sources) > 1:  # frame keys must stay unique across sources
-            part = [dataclasses.replace(f, key=f"{source}/{f.key}") for f in part]
-        frames.extend(part)
-        wall_s += stats.wall_s
-        gt_names.extend(n for n in names_here if n not in gt_names)
-    stats.frames, stats.wall_s = len(frames), wall_s
-    src = srcs[0] if len(srcs) == 1 else {"kind": "several", "sources": srcs}
-    source = sources[0] if len(sources) == 1 else f"{len(sources)} sources"
-    if not frames:
-        print(f"{source}: no frames with ground truth", file=sys.stderr)
+    except EvalInputError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    # score the classes both sides know; the rest is counted under counts.not_evaluated
-    det_names = model.get("classes") or sorted({c for f in frames for c in f.pred.classes.tolist()})
-    names = [n for n in gt_names if n in set(det_names)]
-    if not names:
-        print(f"no class in common: ground truth {gt_names}, detector {det_names}", file=sys.stderr)
-        return 2
-    settings = EvalSettings(
-        min_height_px=args.min_height, min_visible_pixels=args.min_visible_pixels, max_dets=args.max_dets
-    )
-    report = evaluate(frames, names, settings)
-    src["frames"] = len(frames)
-    report = {
-        "tool": "perception eval detect",
-        "model": model,
-        "source": src,
-        **report,
-        "run": stats.summary(),
-    }
-    written = write_report(report, args.out, plots=not args.no_plots)
-    print(summary_table(report))
-    for name, path in written.items():
+    print(result.table)
+    for name, path in result.written.items():
         print(f"{name}: {path}")
     return 0

@@ -44,30 +44,32 @@ def images_from_folder(folder: str | Path, limit: int | None = None) -> Iterator
 
 
 def images_from_bag(bag: str | Path, topic: str, limit: int | None = None) -> Iterator[NDArray[np.uint8]]:
-    """BGR frames of an Image or CompressedImage topic in a rosbag2 (sqlite3 or mcap) via rosbags."""
-    from rosbags.rosbag2 import Reader
-
-    from perception_pkg.bag import get_typestore
+    """BGR frames of an Image or CompressedImage topic in a rosbag2 (sqlite3 or mcap); messages that do
+    not deserialise are skipped with a warning."""
+    from perception_pkg.bag import open_bag
     from perception_pkg.msgs import compressed_to_array, image_to_bgr  # ROS-free, rosbags-compatible
 
-    store = get_typestore()
     count = 0
-    with Reader(Path(bag)) as reader:
-        conns = [c for c in reader.connections if c.topic == topic]
-        if not conns:
-            topics = sorted({c.topic for c in reader.connections})
-            raise ValueError(f"topic {topic!r} not in {bag}; topics: {topics}")
-        if conns[0].msgtype not in IMAGE_TYPES:
-            raise ValueError(f"topic {topic!r} has type {conns[0].msgtype}, expected one of {IMAGE_TYPES}")
-        for conn, _, raw in reader.messages(connections=conns):
-            if limit is not None and count >= limit:
-                return
-            msg = store.deserialize_cdr(raw, conn.msgtype)
-            count += 1
-            if conn.msgtype.endswith("CompressedImage"):
-                yield compressed_to_array(msg, color="bgr")
-            else:
-                yield image_to_bgr(msg, copy=True)
+    with open_bag(bag) as reader:
+        msgtype = reader.topics.get(topic)
+        if msgtype is None:
+            raise ValueError(f"topic {topic!r} not in {bag}; topics: {sorted(reader.topics)}")
+        if msgtype not in IMAGE_TYPES:
+            raise ValueError(f"topic {topic!r} has type {msgtype}, expected one of {IMAGE_TYPES}")
+        try:
+            for m in reader.messages([topic]):
+                if limit is not None and count >= limit:
+                    return
+                msg = reader.deserialize(m)
+                if msg is None:
+                    continue
+                count += 1
+                if m.msgtype.endswith("CompressedImage"):
+                    yield compressed_to_array(msg, color="bgr")
+                else:
+                    yield image_to_bgr(msg, copy=True)
+        finally:
+            reader.warn_malformed()
 
 
 class CalibrationBatches:

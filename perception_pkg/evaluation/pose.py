@@ -1,28 +1,26 @@
 """Pose evaluation: COCO keypoint AP (pycocotools) and PCK@alpha with its AUC, on a simulator dataset,
 a COCO-format folder or a bag with ``/ground_truth/people``. numpy (+ pycocotools), no rclpy.
 
-Definitions
+The metrics are :mod:`perception_pkg.metrics.keypoints` (exact definitions there):
 - **COCO keypoint AP**: pycocotools ``COCOeval(iouType="keypoints")`` with the COCO per-keypoint
-  sigmas (SPECS: [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
-  .89] / 10) and OKS thresholds .50:.05:.95; at most 20 people per image (COCO's keypoint setting).
-  Result score per person = the estimator's pose score (mean keypoint score x box score).
+  sigmas (:data:`perception_pkg.pose.coco17.OKS_SIGMAS`) and OKS thresholds .50:.05:.95; at most 20
+  people per image (COCO's keypoint setting). Result score per person = the estimator's pose score
+  (mean keypoint score x box score).
 - **PCK@alpha**: a visible ground-truth keypoint (v > 0) is correct when the prediction lies within
   ``alpha * L`` pixels of it, where the normaliser **L is the longer side of the person's ground-truth
-  box** (no head boxes in COCO or the simulator, so PCKh's head size is not available). Predicted
-  people are matched to ground truth greedily by pose score, each taking the unmatched ground-truth
-  person of highest OKS (OKS > 0); the keypoints of an unmatched ground-truth person count as misses.
-  **AUC** = the area under PCK(alpha) for alpha in [0, 0.5] (trapezoid over 51 steps) divided by 0.5,
-  so it lies in [0, 1].
+  box**. Predicted people are matched to ground truth greedily by pose score, each taking the
+  unmatched ground-truth person of highest OKS (OKS > 0); the keypoints of an unmatched ground-truth
+  person count as misses. **AUC** = the area under PCK(alpha) for alpha in [0, 0.5] (trapezoid over 51
+  steps) divided by 0.5, so it lies in [0, 1].
 
 Coordinates: ground truth is COCO's (keypoints on pixel centres, ``bbox`` [x, y, w, h] continuous);
 boxes go to the estimator as they are (stack coordinates are continuous) and predicted keypoints are
-shifted by -0.5 to COCO's pixel-centre convention before scoring.
+shifted by -0.5 (:data:`perception_pkg.preprocess.affine.PIXEL_SHIFT`) to COCO's pixel-centre convention
+before scoring.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -33,20 +31,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-# fmt: off
-COCO_SIGMAS = np.array(
-    [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]
-) / 10
-# fmt: on
-ALPHAS = np.linspace(0.0, 0.5, 51)
+from perception_pkg.metrics.keypoints import (
+    ALPHAS,
+    coco_keypoint_ap,
+    matched_distances,
+    pck_auc,
+    pck_curve,
+    pck_per_keypoint,
+)
+from perception_pkg.pose.coco17 import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS
+from perception_pkg.preprocess.affine import PIXEL_SHIFT
+
 PCK_REF_ALPHA = 0.2
-KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-_STATS = ("AP", "AP50", "AP75", "AP_medium", "AP_large", "AR", "AR50", "AR75", "AR_medium", "AR_large")
-PIXEL_SHIFT = 0.5  # stack (continuous) - COCO (pixel-centre) keypoint coordinates
 
 
 @dataclass
@@ -153,86 +149,37 @@ def bag_frames(
 ) -> Iterator[EvalFrame]:
     """Frames of a bag: images paired with ground-truth PersonArrays by stamp. ``boxes``: ``gt`` (the
     people's own boxes), ``detections`` (a Detection2DArray topic, class 'person') or ``detector``."""
-    from rosbags.highlevel import AnyReader
-
-    from perception_pkg.bag import get_typestore
-    from perception_pkg.msgs import (
-        compressed_to_array,
-        detections_to_person_boxes,
-        image_to_bgr,
-        person_array_to_arrays,
-        stamp_to_ns,
-    )
+    from perception_pkg.bag import open_bag
+    from perception_pkg.evaluation.sources import bgr_image, messages_by_stamp
+    from perception_pkg.msgs import detections_to_person_boxes, person_array_to_arrays
 
     topics = {image_topic, people_topic} | ({detections_topic} if boxes == "detections" else set())
-    pending: dict[int, dict[str, Any]] = {}
     n = next_ann = 0
-    with AnyReader([Path(bag)], default_typestore=get_typestore()) as reader:
-        conns = [c for c in reader.connections if c.topic in topics]
-        missing = topics - {c.topic for c in conns}
-        if missing:
-            raise ValueError(f"{bag}: no messages on {sorted(missing)}")
-        for conn, _, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            stamp = stamp_to_ns(msg.header)
-            got = pending.setdefault(stamp, {})
-            got[conn.topic] = msg
-            if len(got) < len(topics):
-                continue
-            del pending[stamp]
-            img_msg = got[image_topic]
-            # CompressedImage has ``format`` and no ``encoding``
-            compressed = not hasattr(img_msg, "encoding")
-            image = compressed_to_array(img_msg) if compressed else image_to_bgr(img_msg)
-            people = person_array_to_arrays(got[people_topic])
-            anns = people_to_annotations(people, n, next_ann + 1)
-            next_ann += len(anns)
-            if boxes == "gt":
-                b, s = people.boxes, np.ones(len(people))
-            elif boxes == "detections":
-                b, s = detections_to_person_boxes(got[detections_topic])
-            else:
-                res = detector(image)
-                keep = np.array([lab == "person" for lab in res.labels()], dtype=bool)
-                b, s = res.detections.boxes[keep], res.detections.scores[keep]
-            yield EvalFrame(n, np.ascontiguousarray(image), anns, b, s, f"{stamp}")
-            n += 1
-            if max_images is not None and n >= max_images:
-                return
+    with open_bag(bag) as reader:
+        reader.require(topics)
+        try:
+            for stamp, got, _ in messages_by_stamp(reader, topics):
+                image = bgr_image(got[image_topic])
+                people = person_array_to_arrays(got[people_topic])
+                anns = people_to_annotations(people, n, next_ann + 1)
+                next_ann += len(anns)
+                if boxes == "gt":
+                    b, s = people.boxes, np.ones(len(people))
+                elif boxes == "detections":
+                    b, s = detections_to_person_boxes(got[detections_topic])
+                else:
+                    res = detector(image)
+                    keep = np.array([lab == "person" for lab in res.labels()], dtype=bool)
+                    b, s = res.detections.boxes[keep], res.detections.scores[keep]
+                yield EvalFrame(n, np.ascontiguousarray(image), anns, b, s, f"{stamp}")
+                n += 1
+                if max_images is not None and n >= max_images:
+                    return
+        finally:
+            reader.warn_malformed()
 
 
 # --- metrics ----------------------------------------------------------------------------------------
-
-
-def coco_keypoint_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
-    """The 10 COCO keypoint summary numbers (0..1; -1 where COCO has nothing to score) via pycocotools."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    if not results or not any(a.get("num_keypoints", 0) > 0 for a in gt["annotations"]):
-        return dict.fromkeys(_STATS, 0.0)
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco_gt = COCO()
-        coco_gt.dataset = gt
-        coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(results)
-        ev = COCOeval(coco_gt, coco_dt, iouType="keypoints")
-        ev.params.kpt_oks_sigmas = COCO_SIGMAS
-        ev.params.imgIds = sorted(int(i["id"]) for i in gt["images"])
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return {k: float(v) for k, v in zip(_STATS, ev.stats, strict=True)}
-
-
-def oks(pred: NDArray, gt_xy: NDArray, gt_vis: NDArray, area: NDArray) -> NDArray[np.float64]:
-    """(P, G) object keypoint similarity, pycocotools' formula (visible GT keypoints only)."""
-    var = (2 * COCO_SIGMAS) ** 2
-    d2 = ((pred[:, None] - gt_xy[None]) ** 2).sum(-1)  # (P, G, K)
-    e = d2 / var / (area[None, :, None] + np.spacing(1)) / 2
-    vis = gt_vis[None] > 0
-    n = vis.sum(-1)
-    return np.where(n > 0, (np.exp(-e) * vis).sum(-1) / np.maximum(n, 1), 0.0)
 
 
 @dataclass
@@ -247,21 +194,10 @@ class PckAccumulator:
         gts = [a for a in annotations if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
         if not gts:
             return
-        kp = np.array([a["keypoints"] for a in gts], dtype=np.float64).reshape(len(gts), 17, 3)
-        gt_xy, vis = kp[..., :2], kp[..., 2] > 0
+        kp = np.array([a["keypoints"] for a in gts], dtype=np.float64).reshape(len(gts), NUM_KEYPOINTS, 3)
         area = np.array([a["area"] for a in gts], dtype=np.float64)
-        dist = np.full((len(gts), 17), np.inf)
-        if len(pred_xy):
-            sim = oks(pred_xy, gt_xy, kp[..., 2], area)
-            taken = np.zeros(len(gts), dtype=bool)
-            for p in np.argsort(-pred_scores, kind="stable"):
-                cand = np.where(taken | (sim[p] <= 0), -1.0, sim[p])
-                g = int(cand.argmax())
-                if cand[g] > 0:
-                    taken[g] = True
-                    dist[g] = np.linalg.norm(pred_xy[p] - gt_xy[g], axis=-1)
-        self.dist.append(dist)
-        self.vis.append(vis)
+        self.dist.append(matched_distances(pred_xy, pred_scores, kp[..., :2], kp[..., 2], area))
+        self.vis.append(kp[..., 2] > 0)
         self.norm.append(np.array([max(a["bbox"][2], a["bbox"][3]) for a in gts], dtype=np.float64))
 
     def result(self, alphas: NDArray = ALPHAS) -> dict[str, Any]:
@@ -269,18 +205,16 @@ class PckAccumulator:
             return {"alphas": alphas.tolist(), "pck": [0.0] * len(alphas), "auc": 0.0, "keypoints": 0}
         dist = np.concatenate(self.dist)
         vis = np.concatenate(self.vis)
-        rel = dist / np.concatenate(self.norm)[:, None]  # (G, K)
-        hit = rel[None] <= alphas[:, None, None]  # (A, G, K)
-        pck = (hit & vis).sum(axis=(1, 2)) / max(int(vis.sum()), 1)
-        per_kp = (hit & vis).sum(axis=1) / np.maximum(vis.sum(axis=0), 1)  # (A, K)
-        auc = float(np.trapezoid(pck, alphas) / (alphas[-1] - alphas[0]))
+        norm = np.concatenate(self.norm)
+        pck = pck_curve(dist, norm, vis, alphas)
+        per_kp = pck_per_keypoint(dist, norm, vis, alphas)  # (A, K)
         ref = int(np.argmin(np.abs(alphas - PCK_REF_ALPHA)))
         at = {f"pck@{a:g}": float(pck[int(np.argmin(np.abs(alphas - a)))]) for a in (0.05, 0.1, 0.2, 0.5)}
         return {
             "normaliser": "longer side of the ground-truth person box",
             "alphas": alphas.tolist(),
             "pck": pck.tolist(),
-            "auc": auc,
+            "auc": pck_auc(pck, alphas),
             **at,
             "per_keypoint_alpha": float(alphas[ref]),
             "per_keypoint": dict(zip(KEYPOINT_NAMES, per_kp[ref].tolist(), strict=True)),
@@ -338,7 +272,7 @@ def evaluate(
         "people_gt": sum(1 for a in anns if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0)),
         "people_predicted": len(results),
         "coco_keypoints": coco_keypoint_ap(gt, results),
-        "oks_sigmas": COCO_SIGMAS.tolist(),
+        "oks_sigmas": OKS_SIGMAS.tolist(),
         "pck": pck.result(),
         "timings_ms_median": {k: round(float(np.median(v)) * 1e3, 3) for k, v in stages.items()},
         "wall_s": round(time.perf_counter() - t_start, 3),

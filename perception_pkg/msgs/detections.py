@@ -1,4 +1,4 @@
-"""DetectionResult -> vision_msgs Detection2DArray / Detection3DArray and RViz MarkerArray (and back).
+"""Detection results -> vision_msgs Detection2DArray / Detection3DArray (and back).
 
 No rclpy import: the message classes come from a :class:`MessageFactory` (``.rclpy()`` for a live
 node, ``.rosbags()`` for bag replay), so the node and the replay pipeline share these builders.
@@ -25,18 +25,13 @@ Conventions (DESIGN.md §4):
 
   Only rows with a finite 3D box are published (classes without 3D heads or failed solves are left
   out); ``id`` tells which 2D row each one is.
-- Markers: per 3D box one LINE_LIST (12 edges + a cross on the front face) in namespace
-  ``detection_boxes`` and one TEXT_VIEW_FACING label in ``detection_labels``, id = row, per-class
-  colour (the annotated image uses the same colours), a ``lifetime`` so boxes of a stalled stream
-  vanish. No DELETEALL: the markers topic may be shared with other nodes (skeletons), and DELETEALL
-  would wipe theirs; instead the caller passes how many it sent last time and the surplus ids get an
-  explicit DELETE.
+- RViz markers of these boxes are built in ``perception_pkg/viz/markers.py``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,8 +46,17 @@ from perception_pkg.msgs.errors import MessageFormatError
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.preprocess.affine import PIXEL_SHIFT
 
-if TYPE_CHECKING:  # for the annotation only: converting messages must not load the detector
-    from perception_pkg.detection.detector import DetectionResult
+
+class DetectionResult(Protocol):
+    """What the builders read of a result (``perception_pkg.detection.DetectionResult`` is one; msgs/
+    sits below the detection core and does not import it): ``detections`` with ``boxes`` (N, 4) xyxy
+    stack pixels, ``scores``, ``class_ids``; ``boxes3d`` (N, 7) KITTI camera boxes or None; optional
+    ``scores3d``; ``labels()`` the class names per row."""
+
+    detections: Any
+    boxes3d: Any
+
+    def labels(self) -> list[str]: ...
 
 _DET2D = "vision_msgs/msg/Detection2DArray"
 _DET3D = "vision_msgs/msg/Detection3DArray"

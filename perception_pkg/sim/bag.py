@@ -1,4 +1,4 @@
-"""Simulated frames as a rosbag2 (mcap storage), written with rosbags (no ROS install needed).
+"""Simulated frames as a rosbag2 written by :class:`perception_pkg.bag.BagWriter` (mcap; no ROS needed).
 
 Topics (every message of a frame carries the frame's stamp; header frame ids in brackets):
 
@@ -29,13 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perception_pkg.sim.render import Frame
 from perception_pkg.sim.scene import Scene
 from perception_pkg.sim.truth import Box3D, ObjectGT
+
+if TYPE_CHECKING:  # rosbags is imported when a bag is written, not with the simulator
+    from perception_pkg.bag import BagWriter
 
 MIN_VISIBLE_PIXELS = 20
 MIN_LIDAR_POINTS = 5
@@ -207,19 +210,14 @@ class SimBagWriter:
         self.min_lidar_points = min_lidar_points
         self.ts = typestore or get_typestore()
         self.gt = GroundTruthMessages(self.ts)
-        self._writer: Any = None
-        self._conns: dict[str, Any] = {}
+        self._writer: BagWriter | None = None
         self._static_written = False
         self.custom_data = dict(custom_data or {})
 
     def __enter__(self) -> SimBagWriter:
-        from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from perception_pkg.bag import BagWriter
 
-        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
-        for key, value in self.custom_data.items():
-            self._writer.set_custom_data(key, value)
-        self._writer.open()
+        self._writer = BagWriter(self.path, typestore=self.ts, custom_data=self.custom_data).open()
         topics = [
             (TOPIC_IMAGE, "sensor_msgs/msg/Image"),
             (TOPIC_INFO, "sensor_msgs/msg/CameraInfo"),
@@ -236,14 +234,9 @@ class SimBagWriter:
             ("/tf", "tf2_msgs/msg/TFMessage"),
         ]
         for topic, msgtype in topics:
-            self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=self.ts)
+            self._writer.add_connection(topic, msgtype)
         # /tf_static is latched in ROS 2: a late subscriber (RViz) still gets it on replay
-        zero = QosTime(0, 0)
-        latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
-                      zero, zero, QosLiveliness.AUTOMATIC, zero, False)  # fmt: skip
-        self._conns["/tf_static"] = self._writer.add_connection(
-            "/tf_static", "tf2_msgs/msg/TFMessage", typestore=self.ts, offered_qos_profiles=[latched]
-        )
+        self._writer.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", latched=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -252,8 +245,8 @@ class SimBagWriter:
             self._writer = None
 
     def _put(self, topic: str, msg: Any, stamp_ns: int) -> None:
-        conn = self._conns[topic]
-        self._writer.write(conn, stamp_ns, self.ts.serialize_cdr(msg, conn.msgtype))
+        assert self._writer is not None, "write inside the with block"
+        self._writer.write(topic, stamp_ns, msg)
 
     def write(self, frame: Frame, degraded: dict[str, np.ndarray] | None = None) -> None:
         """Write one frame; ``degraded`` maps weather kind -> RGB image (same size as the frame)."""
@@ -301,8 +294,8 @@ class SimBagWriter:
 
 
 def camera_model(scene: Scene) -> Any:
-    """The simulated camera as the conversion layer's CameraModel (no distortion)."""
-    from perception_pkg.msgs import CameraModel
+    """The simulated camera as a CameraModel (no distortion)."""
+    from perception_pkg.geometry3d.camera import CameraModel
 
     cam = scene.rig.camera
     return CameraModel(
