@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_pose_core import expected_keypoints, planted_topdown
+from helpers.pose import expected_keypoints, planted_topdown
 
 from perception_pkg.evaluation.pose import PckAccumulator
 from perception_pkg.metrics.keypoints import ALPHAS

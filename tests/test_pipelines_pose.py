@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pose_core import expected_keypoints, planted_topdown
+from helpers.pose import expected_keypoints, planted_topdown
 
 pytest.importorskip("torch")
 

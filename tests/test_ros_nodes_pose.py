@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.pose import expected_keypoints, planted_topdown
 from helpers.ros_harness import child_process, output_of, publish_until, ros_node, spin_until
-from test_pose_core import expected_keypoints, planted_topdown
 
 pytestmark = pytest.mark.ros
 

@@ -1,7 +1,7 @@
 """The detection node over real rclpy: a child process publishes simulator frames (Image, CompressedImage,
 CameraInfo) with known stamps, the node runs in this process, a subscriber checks what comes out.
 
-Run as a script (``python tests/test_detection_node.py publish FRAMES.npz PREFIX``) it is that child.
+Run as a script (``python tests/test_ros_nodes_detection.py publish FRAMES.npz PREFIX``) it is that child.
 """
 
 from __future__ import annotations
