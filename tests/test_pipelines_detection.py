@@ -25,6 +25,9 @@ from perception_pkg.replay import replay_bag
 from perception_pkg.replay.routing import RoutedPipeline
 from perception_pkg.runtime.settings import ConfigError
 
+IMAGE = "sensor_msgs/msg/Image"
+INFO = "sensor_msgs/msg/CameraInfo"
+
 
 class TOPICS:
     detections_2d = "/detection/detections_2d"
@@ -85,8 +88,9 @@ def _fixed_pipeline(sim: SimBag, annotated: bool = False) -> tuple[RoutedPipelin
     boxes2d = np.tile([10.0, 20.0, 60.0, 90.0], (len(labels), 1))
     det = FixedDetector(boxes2d, labels, boxes3d)
     settings = DetectionSettings(replay_annotated=annotated)
-    pipe = DetectionPipeline(settings, MessageFactory.rosbags(), det, hold_for_camera_info=True)
-    return RoutedPipeline(pipe), det
+    pipe = RoutedPipeline(DetectionPipeline(settings, MessageFactory.rosbags(), det))
+    pipe.bind([("/camera/image_raw", IMAGE), ("/camera/camera_info", INFO)])
+    return pipe, det
 
 
 def test_each_image_is_lifted_with_its_own_camera_info_into_3d_boxes_and_markers(sim: SimBag) -> None:
@@ -101,10 +105,9 @@ def test_each_image_is_lifted_with_its_own_camera_info_into_3d_boxes_and_markers
     for topic, msg, t in _messages(sim):
         outputs += pipe.on_message(topic, msg, t)
     outputs += pipe.finish()
-    # in the sim bag each CameraInfo follows its image: the first frame is processed without one (none
-    # seen yet), later images wait for theirs
-    assert det.calls == [False] + [True] * (len(sim.stamps) - 1)
-    assert pipe.pipeline.frames_without_camera == 1
+    # in the sim bag each CameraInfo follows its image: every image waits for its own, the first too
+    assert det.calls == [True] * len(sim.stamps)
+    assert pipe.pipeline.frames_without_camera == 0 and pipe.pipeline.camera_info_late == 0
     by_topic: dict[str, list] = {}
     for topic, msg in outputs:
         by_topic.setdefault(topic, []).append(msg)
@@ -114,7 +117,7 @@ def test_each_image_is_lifted_with_its_own_camera_info_into_3d_boxes_and_markers
         2,
     ]
     first, second = by_topic[TOPICS.detections_3d]
-    assert first.detections == []  # no camera yet
+    np.testing.assert_allclose(detection3d_array_to_kitti(first)[0], sim.gt3d[0][0], atol=1e-9)
     kitti, _, labels, ids = detection3d_array_to_kitti(second)
     np.testing.assert_allclose(kitti, sim.gt3d[0][0], atol=1e-9)
     assert labels == sim.gt3d[0][1] and ids == [str(i) for i in range(len(labels))]
@@ -126,8 +129,38 @@ def test_each_image_is_lifted_with_its_own_camera_info_into_3d_boxes_and_markers
     assert (annotated.encoding, annotated.height, annotated.width) == ("bgr8", *sim.images[0].shape[:2])
 
 
+@pytest.mark.parametrize("info_first", [True, False])
+def test_a_one_frame_recording_gets_3d_whichever_of_image_and_camera_info_comes_first(
+    sim: SimBag, info_first: bool
+) -> None:
+    pipe, det = _fixed_pipeline(sim)
+    image, info = [m for m in _messages(sim) if m[2] == sim.stamps[0]]
+    outputs = []
+    for topic, msg, t in [info, image] if info_first else [image, info]:
+        outputs += pipe.on_message(topic, msg, t)
+    outputs += pipe.finish()
+    assert det.calls == [True] and pipe.pipeline.frames_without_camera == 0
+    dets3d = [m for topic, m in outputs if topic == TOPICS.detections_3d]
+    assert len(dets3d) == 1 and len(dets3d[0].detections) == len(sim.gt3d[0][1]) > 0
+    assert dict(pipe.counters())["camera_info_late"] == "0"
+
+
+def test_an_image_whose_camera_info_never_comes_runs_after_the_wait_with_the_newest_one(sim: SimBag) -> None:
+    pipe, det = _fixed_pipeline(sim)
+    (img0, info0), (img1, _) = [[m for m in _messages(sim) if m[2] == t] for t in sim.stamps[:2]]
+    assert pipe.on_message(*img0) == [] and len(pipe.on_message(*info0)) == 3
+    assert pipe.on_message(*img1) == []  # waits for its own CameraInfo ...
+    wait_ns = int(DetectionSettings().camera_info_wait_s * 1e9)
+    late = pipe.pipeline.poll((img1[2] + wait_ns) * 1e-9)  # ... until the wait is over (bag time)
+    assert len(late) == 1 and pipe.pipeline.camera_info_late == 1
+    assert det.calls == [True]  # and then it runs with the newest CameraInfo
+    pipe.pipeline.run(late[0])
+    assert det.calls == [True, True] and pipe.pipeline.frames_without_camera == 0
+
+
 def test_a_bag_without_camera_info_is_processed_frame_by_frame_without_3d(sim: SimBag) -> None:
     pipe, det = _fixed_pipeline(sim)
+    pipe.bind([("/camera/image_raw", IMAGE)])  # the recording has no CameraInfo topic
     n_out = [len(pipe.on_message(topic, msg, t)) for topic, msg, t in _messages(sim, with_info=False)]
     assert n_out == [3] * len(sim.stamps)  # nothing held back, nothing lost at the end
     assert det.calls == [False] * len(sim.stamps) and pipe.finish() == []

@@ -72,9 +72,17 @@ class Pipeline:
         is needed (None: all of them)."""
         raise NotImplementedError
 
+    def poll(self, now_s: float) -> list[Job]:
+        """Jobs whose wait for a partner is over at ``now_s`` (a node calls it from a timer; replay at every
+        message, in bag time)."""
+        return []
+
     def finish(self) -> list[Job]:
         """Jobs still held at the end of a stream (replay calls it at the end of the bag)."""
         return []
+
+    def inputs_available(self, keys: set[str]) -> None:
+        """Replay says which inputs the recording has (a pipeline need not wait for a missing one)."""
 
     def diagnostics(self, now_s: float | None = None) -> list[tuple[str, str]]:
         """The pipeline's own counters, appended to the node's /diagnostics and replay's summary

@@ -9,17 +9,20 @@ Outputs  ``detections_2d``  vision_msgs/Detection2DArray, every frame
          ``annotated``      bgr8 Image with the boxes drawn (on demand; replay: ``replay_annotated``)
 All outputs carry the input image's header. Message conventions: ``perception_pkg/msgs/detections.py``.
 
-Pairing images with CameraInfo. A live node uses the newest CameraInfo it has (intrinsics rarely
-change, and a driver publishes the pair together). A bag is read in file order, and the CameraInfo of
-a frame is often stored just *after* its image (same stamp), so "newest" would leave the first frame
-without 3D and use the previous frame's info for the others. Replay (``live=False``) therefore holds an
-image, once the bag has shown a CameraInfo, until the CameraInfo with the image's stamp arrives (or the
-next image does), so each frame is lifted with its own calibration. A bag without CameraInfo is never
-held back.
+Pairing images with CameraInfo, by header stamp, whatever their order (a camera driver publishes the
+pair together; a recording may store either first). An image whose CameraInfo (same stamp) has already
+arrived runs at once with it. Otherwise, when the model lifts to 3D, the image waits up to
+``camera_info_wait_s`` (on the caller's clock: monotonic live, bag time in replay) for it; when it does
+not come in time, or the next image arrives first, the image runs with the newest CameraInfo there is
+(counted ``camera_info_late``), or without 3D when there is none (``no_camera_info``). The first frame
+is paired like every other, live and in replay. A recording with no CameraInfo topic holds nothing
+back (replay tells the pipeline which inputs the recording has). Each reason a frame lacked a usable
+camera is counted and logged once.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,8 @@ from perception_pkg.runtime.settings import ConfigError, setting
 from perception_pkg.viz.detections import draw_detections
 from perception_pkg.viz.markers import detection_markers
 
+log = logging.getLogger("perception_pkg.pipelines.detection")
+
 NODE_NAME = "detection"
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -68,6 +73,11 @@ class DetectionSettings:
     markers_topic: str = setting("~/markers", "output topic (3D box MarkerArray, while subscribed)")
     annotated_topic: str = setting("~/annotated", "output topic (annotated image, while subscribed)")
     marker_lifetime_s: float = setting(0.5, "RViz marker lifetime (s)", minimum=0.0)
+    camera_info_wait_s: float = setting(
+        0.1,
+        "longest wait of an image for the CameraInfo with its stamp (s); then the newest is used",
+        minimum=0.0,
+    )
     replay_annotated: bool = setting(False, "perception replay only: also write the annotated image")
 
 
@@ -97,23 +107,18 @@ def camera_problem(camera: CameraModel | None, frame_id: str, hw: tuple[int, int
     return ""
 
 
+_KEEP_INFOS = 16  # CameraInfos remembered by stamp, for images that arrive after their CameraInfo
+
+
 class DetectionPipeline(Pipeline):
-    """``hold_for_camera_info``: replay's pairing (module docstring); a live node uses the newest."""
+    """Images paired with CameraInfo by stamp (module docstring), then detected and published."""
 
     name = NODE_NAME
 
-    def __init__(
-        self,
-        settings: DetectionSettings,
-        types: MessageFactory,
-        detector: Detector,
-        *,
-        hold_for_camera_info: bool = False,
-    ) -> None:
+    def __init__(self, settings: DetectionSettings, types: MessageFactory, detector: Detector) -> None:
         super().__init__(types)
         self.settings = s = settings
         self.detector = detector
-        self.hold_for_camera_info = hold_for_camera_info
         self.lifts_3d = detector.has_3d and detector.lift_3d
         self.inputs = [
             Port("image", s.image_topic, COMPRESSED if s.compressed else IMAGE),
@@ -126,43 +131,77 @@ class DetectionPipeline(Pipeline):
                 Port("markers", s.markers_topic, "visualization_msgs/msg/MarkerArray", on_demand=True),
             ]
         self.outputs.append(Port("annotated", s.annotated_topic, IMAGE, on_demand=True, debug=True))
-        self._camera: CameraModel | None = None
-        self._camera_stamp: int | None = None
-        self._pending: Job | None = None
+        self._camera: CameraModel | None = None  # the newest CameraInfo
+        self._infos: dict[int, CameraModel] = {}  # by header stamp, the newest _KEEP_INFOS
+        self._pending: tuple[Job, int, float] | None = None  # (job, its stamp, deadline)
+        self._expect_info = True  # replay: False when the recording has no CameraInfo topic
         self._markers_sent = 0
+        self._logged: set[str] = set()
         # frames run without usable CameraInfo although the model lifts to 3D, by reason
         self.no_camera_info = 0
         self.camera_info_mismatch = 0
+        self.camera_info_late = 0  # ran with the newest CameraInfo: the one with its stamp never came
         self.camera_info_status = ""
         self.last_detections = 0
         self.last_timings: dict[str, float] = {}
 
     @property
     def frames_without_camera(self) -> int:
+        """Frames lifted without their own CameraInfo or not at all."""
         return self.no_camera_info + self.camera_info_mismatch
 
+    def inputs_available(self, keys: set[str]) -> None:
+        self._expect_info = "camera_info" in keys
+
     def accept(self, key: str, msg: Any, now_s: float) -> list[Job]:
+        ready = self.poll(now_s)
         if key == "camera_info":
-            self._camera = camera_info_to_model(msg)  # one reference swap: the worker reads it unlocked
-            self._camera_stamp = stamp_to_ns(msg.header)
-            pending, self._pending = self._pending, None
-            return [pending] if pending is not None else []
-        if not self.hold_for_camera_info:
-            return [Job(msg, arrived=now_s)]
-        # decode now, so a malformed image is reported against its own message
-        job = Job(msg, arrived=now_s, payload=image_message_to_bgr(msg, self.settings.compressed))
-        ready = []
-        if self._pending is not None:  # its CameraInfo never came: run it with the newest we have
-            ready.append(self._pending)
-            self._pending = None
-        if self._camera is not None and self._camera_stamp != stamp_to_ns(msg.header) and self.lifts_3d:
-            self._pending = job
+            camera = camera_info_to_model(msg)
+            stamp = stamp_to_ns(msg.header)
+            self._camera = camera  # one reference swap: the worker reads it unlocked
+            self._infos[stamp] = camera
+            while len(self._infos) > _KEEP_INFOS:
+                del self._infos[next(iter(self._infos))]
+            if self._pending is not None and self._pending[1] == stamp:
+                job = self._pending[0]
+                job.partner, self._pending = camera, None
+                ready.append(job)
             return ready
-        return [*ready, job]
+        stamp = stamp_to_ns(msg.header)
+        own = self._infos.get(stamp)
+        if own is not None or not (self.lifts_3d and self._expect_info):
+            return [*ready, Job(msg, partner=own, arrived=now_s)]
+        if self._pending is not None:  # the next image came first: run the older one now
+            ready.append(self._release())
+        # decode now, so a malformed image is reported against its own message, not when it is released
+        job = Job(msg, arrived=now_s, payload=image_message_to_bgr(msg, self.settings.compressed))
+        self._pending = (job, stamp, now_s + self.settings.camera_info_wait_s)
+        return ready
+
+    def poll(self, now_s: float) -> list[Job]:
+        """The held image once its wait is over (the node calls this from a timer, replay per message)."""
+        if self._pending is not None and now_s >= self._pending[2]:
+            return [self._release()]
+        return []
 
     def finish(self) -> list[Job]:
-        pending, self._pending = self._pending, None
-        return [pending] if pending is not None else []
+        return [self._release()] if self._pending is not None else []
+
+    def _release(self) -> Job:
+        assert self._pending is not None
+        job, _, _ = self._pending
+        self._pending = None
+        if self._camera is not None:  # its own CameraInfo never came: the newest one stands in
+            self.camera_info_late += 1
+            self._log_once(
+                "late", "an image's CameraInfo (same stamp) did not come in time; using the newest"
+            )
+        return job
+
+    def _log_once(self, reason: str, text: str) -> None:
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.warning("%s: %s (counted in diagnostics / summary.json; logged once)", self.name, text)
 
     def run(self, job: Job, wanted: Wanted | None = None) -> list[tuple[str, Any]]:
         image = (
@@ -171,7 +210,7 @@ class DetectionPipeline(Pipeline):
             else image_message_to_bgr(job.msg, self.settings.compressed)
         )
         header = job.msg.header
-        camera = self._camera
+        camera = job.partner if job.partner is not None else self._camera
         problem = camera_problem(camera, header.frame_id, image.shape[:2])
         if problem:
             camera = None
@@ -196,8 +235,10 @@ class DetectionPipeline(Pipeline):
         problem = problem if self.lifts_3d else ""  # a 2D-only model needs no CameraInfo
         if problem.startswith("no CameraInfo"):
             self.no_camera_info += 1
+            self._log_once("none", "a frame ran without 3D: no CameraInfo received yet")
         elif problem:
             self.camera_info_mismatch += 1
+            self._log_once("mismatch", f"a frame ran without 3D: {problem}")
         self.camera_info_status = problem or "ok"
         self.last_detections = len(result)
         self.last_timings = dict(result.timings)
@@ -212,6 +253,7 @@ class DetectionPipeline(Pipeline):
         return [
             ("no_camera_info", str(self.no_camera_info)),
             ("camera_info_mismatch", str(self.camera_info_mismatch)),
+            ("camera_info_late", str(self.camera_info_late)),
             ("camera_info_status", self.camera_info_status),
             ("last_detections", str(self.last_detections)),
             ("last_timings_ms", timings),
@@ -235,4 +277,5 @@ def create(
             )
         except ValueError as exc:
             raise ConfigError(f"node '{NODE_NAME}': {exc}") from exc
-    return DetectionPipeline(settings, types, detector, hold_for_camera_info=not live)
+    del live  # pairing by stamp works the same on a live graph and on a recording
+    return DetectionPipeline(settings, types, detector)

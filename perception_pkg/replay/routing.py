@@ -31,6 +31,10 @@ class RoutedPipeline:
                 return private_topic(port.topic, self.pipeline.name)
         return self._out[key][0]
 
+    def bind(self, available: list[tuple[str, str]]) -> None:
+        """Tell the pipeline which of its inputs the recording (or an earlier pipeline) provides."""
+        self.pipeline.inputs_available({key for tm, key in self._in.items() if tm in set(available)})
+
     def wants(self, topic: str, msgtype: str) -> bool:
         return (topic, msgtype) in self._in
 

@@ -79,21 +79,22 @@ def replay_bag(
     t_start = time.perf_counter()
     with open_bag(bag, store) as reader:
         stats = {c.topic: TopicStats(c.topic, c.msgtype) for c in reader.connections}
+        # a pipeline sees the bag's topics and the outputs of the pipelines before it (detection
+        # feeds pose, as the nodes do on a live graph)
+        available = [(c.topic, c.msgtype) for c in reader.connections]
+        produced_all: list[tuple[str, str]] = []
+        for p in enabled:
+            p.bind(available)
+            produced = [o for t, mt in available if p.wants(t, mt) for o in p.outputs_for(t)]
+            produced_all += produced
+            available += produced
         writer = None
         if write_bag:
             if out_bag.exists():
                 raise FileExistsError(f"output bag exists, remove it first: {out_bag}")
             writer = BagWriter(out_bag, typestore=store).open()
             wanted = [(c.topic, c.msgtype) for c in reader.connections] if copy_inputs else []
-            # a pipeline sees the bag's topics and the outputs of the pipelines before it (detection
-            # feeds pose, as the nodes do on a live graph)
-            available = [(c.topic, c.msgtype) for c in reader.connections]
-            for p in enabled:
-                produced = [
-                    o for topic, msgtype in available if p.wants(topic, msgtype) for o in p.outputs_for(topic)
-                ]
-                wanted += produced
-                available += produced
+            wanted += produced_all
             # a bag may hold several connections on one topic (split recordings): one output each
             for topic, msgtype in wanted:
                 if topic not in writer:
