@@ -14,7 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "replay", help="replay a rosbag2 through the pipelines; write a report and a bag", description=__doc__
     )
-    p.add_argument("bag", help="rosbag2 folder or file (sqlite3 .db3 or .mcap)")
+    p.add_argument(
+        "bag",
+        help="a recording: rosbag2 folder or file (sqlite3 .db3 or .mcap), ROS 1 .bag, a folder of images "
+        "(KITTI layout: calib/ beside image_2/ gives CameraInfo) or a video file",
+    )
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate stamped on images/videos")
+    p.add_argument("--calib", default=None, help="KITTI calib file or folder for images/videos (P2)")
     p.add_argument("--out", required=True, help="output folder (summary.json, bag/)")
     _common(p)
     p.set_defaults(func=_replay)
@@ -59,6 +65,8 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
             pipelines,
             params_file=args.params_file,
             overrides=_overrides(args.param),
+            fps=getattr(args, "fps", 10.0),
+            calib=getattr(args, "calib", None),
             write_bag=not args.no_bag,
             copy_inputs=not args.results_only,
             progress=not args.quiet,

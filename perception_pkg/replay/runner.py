@@ -14,7 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from perception_pkg import pipelines as registry
-from perception_pkg.bag import BagWriter, get_typestore, open_bag
+from perception_pkg.bag import BagWriter, get_typestore
+from perception_pkg.datasets.recordings import open_recording
 from perception_pkg.msgs import MessageFactory, MessageFormatError
 from perception_pkg.paths import config_dir
 from perception_pkg.replay.routing import RoutedPipeline
@@ -62,6 +63,8 @@ def replay_bag(
     *,
     params_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    fps: float = 10.0,
+    calib: str | Path | None = None,
     write_bag: bool = True,
     copy_inputs: bool = True,
     progress: bool = True,
@@ -77,7 +80,8 @@ def replay_bag(
 
     out_bag = out_dir / "bag"
     t_start = time.perf_counter()
-    with open_bag(bag, store) as reader:
+    # a rosbag2, a ROS 1 bag, an image folder or a video (``fps`` and ``calib`` for the last two)
+    with open_recording(bag, store, fps=fps, calib=calib) as reader:
         stats = {c.topic: TopicStats(c.topic, c.msgtype) for c in reader.connections}
         # a pipeline sees the bag's topics and the outputs of the pipelines before it (detection
         # feeds pose, as the nodes do on a live graph)
