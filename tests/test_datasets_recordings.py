@@ -106,3 +106,61 @@ def test_replay_runs_detection_on_an_image_folder_with_3d_from_its_calibration(t
             topics[m.topic] = topics.get(m.topic, 0) + 1
     assert topics["/camera/image_raw"] == 2 and topics["/detection/detections_2d"] == 2
     assert topics["/detection/detections_3d"] == 2
+
+
+def _ros1_bag(path: Path) -> list[np.ndarray]:
+    """A real ROS 1 bag (rosbags' rosbag1 writer, Noetic definitions): 3 images and 3 clouds."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    t = ts.types
+    frames = _frames(3)
+    with Writer(path) as w:
+        ci = w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+        cc = w.add_connection("/lidar/points", "sensor_msgs/msg/PointCloud2", typestore=ts)
+        for i, f in enumerate(frames):
+            stamp = t["builtin_interfaces/msg/Time"](sec=100 + i, nanosec=5)
+            header = t["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam")
+            img = t["sensor_msgs/msg/Image"](
+                header=header, height=48, width=64, encoding="bgr8", is_bigendian=0, step=64 * 3,
+                data=f.reshape(-1),
+            )  # fmt: skip
+            w.write(ci, (100 + i) * 10**9, ts.serialize_ros1(img, "sensor_msgs/msg/Image"))
+            xyz = np.array([[5.0, 0, 0], [200.0, 0, 0]], np.float32)
+            fields = [
+                t["sensor_msgs/msg/PointField"](name=n, offset=4 * k, datatype=7, count=1)
+                for k, n in enumerate("xyz")
+            ]
+            cloud = t["sensor_msgs/msg/PointCloud2"](
+                header=t["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="lidar"), height=1, width=2,
+                fields=fields, is_bigendian=False, point_step=12, row_step=24,
+                data=xyz.view(np.uint8).reshape(-1), is_dense=True,
+            )  # fmt: skip
+            w.write(cc, (100 + i) * 10**9, ts.serialize_ros1(cloud, "sensor_msgs/msg/PointCloud2"))
+    return frames
+
+
+def test_a_ros1_bag_replays_into_a_ros2_bag_with_stamps_frames_and_data_kept(tmp_path: Path) -> None:
+    from perception_pkg.bag import get_typestore
+    from perception_pkg.msgs import pointcloud_to_xyz
+    from perception_pkg.replay import replay_bag
+
+    frames = _ros1_bag(tmp_path / "in.bag")
+    res = replay_bag(tmp_path / "in.bag", tmp_path / "out", ["cloud_filter"], progress=False)
+    assert res.summary["pipelines"]["cloud_filter"]["messages"] == 3
+    store = get_typestore()
+    got: dict[str, list] = {}
+    with open_bag(res.output_bag) as reader:  # every message must read back as ROS 2 CDR
+        for m in reader.messages():
+            got.setdefault(m.topic, []).append(store.deserialize_cdr(m.raw, m.msgtype))
+    assert [len(got[t]) for t in ("/camera/image_raw", "/lidar/points", "/lidar/points_filtered")] == [
+        3,
+        3,
+        3,
+    ]
+    for i, (img, want) in enumerate(zip(got["/camera/image_raw"], frames, strict=True)):
+        assert (img.header.stamp.sec, img.header.stamp.nanosec, img.header.frame_id) == (100 + i, 5, "cam")
+        np.testing.assert_array_equal(image_to_bgr(img), want)
+    kept = pointcloud_to_xyz(got["/lidar/points_filtered"][0])
+    np.testing.assert_array_equal(kept, [[5.0, 0.0, 0.0]])  # 200 m is beyond the default range_max

@@ -1,4 +1,4 @@
-"""Recordings that are not bags, read as if they were: a folder of images, or a video file.
+"""Every kind of recording read as a ROS 2 bag: rosbag2, ROS 1 bags, image folders and video files.
 
 :func:`open_recording` returns an object with the :class:`~perception_pkg.bag.reader.BagReader` API
 (``connections``, ``messages``, ``deserialize``, ``decoded``, times), so replay and evaluation take an
@@ -6,6 +6,10 @@ image folder or a video exactly as they take a rosbag2 or a ROS 1 bag: each fram
 ``sensor_msgs/Image`` (bgr8) on ``/camera/image_raw`` and, when a calibration is known, a
 ``sensor_msgs/CameraInfo`` with the same stamp on ``/camera/camera_info``. Frames are stamped at
 ``fps`` from ``start_ns``; the header's ``frame_id`` is ``camera``.
+
+A ROS 1 bag is read by rosbags and each message converted to ROS 2 CDR as it is read (rosbags'
+converter: ROS 1 ``Header.seq`` dropped, every other field, stamp and frame kept; types our typestore
+lacks are registered from the bag's own definitions), so replay's output bag is ROS 2 throughout.
 
 Calibration: a KITTI ``calib`` file (its ``P2``) for every frame, or a folder of them named after the
 images (KITTI's layout: ``calib/000123.txt`` beside ``image_2/000123.png``), found next to the images
@@ -74,6 +78,8 @@ def open_recording(
     if not path.exists():
         raise FileNotFoundError(f"recording not found: {path}")
     kind = kind_of(path)
+    if kind == "bag" and path.suffix.lower() == ".bag":
+        return Ros1Recording(open_bag(path), typestore or get_typestore())
     if kind == "bag":
         return open_bag(path, typestore)
     if kind in ("images", "video"):
@@ -84,6 +90,68 @@ def open_recording(
         f"{path}: not a recording: expected a rosbag2 (folder with metadata.yaml, .mcap, .db3), a ROS 1 "
         f".bag, a folder of images ({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})"
     )
+
+
+class Ros1Recording:
+    """A ROS 1 bag whose messages come out as ROS 2 CDR of the project's types (BagReader API)."""
+
+    def __init__(self, reader: Any, typestore: Any) -> None:
+        self._reader = reader
+        self.typestore = typestore
+        self._convert: dict[str, Any] = {}
+        self._cache: dict[str, object] = {}
+
+    def __getattr__(self, name: str) -> Any:  # connections, topics, times, malformed, errors, require ...
+        return getattr(self._reader, name)
+
+    def __enter__(self) -> Ros1Recording:
+        self._reader.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reader.close()
+
+    def _converter(self, msgtype: str) -> Any:
+        conv = self._convert.get(msgtype)
+        if conv is None:
+            from rosbags.convert.converter import generate_message_converter
+            from rosbags.typesys import get_types_from_msg
+
+            src = self._reader._reader.typestore  # the ROS 1 bag's own definitions
+            if msgtype not in self.typestore.fielddefs:
+                text, _ = src.generate_msgdef(msgtype, ros_version=2)
+                types = get_types_from_msg(text, msgtype)
+                types.pop("std_msgs/msg/Header", None)
+                self.typestore.register({k: v for k, v in types.items() if k not in self.typestore.fielddefs})
+            conv = generate_message_converter(
+                src, self.typestore, msgtype, msgtype, self._cache, src_is2=False, dst_is2=True
+            )
+            self._convert[msgtype] = conv
+        return conv
+
+    def messages(self, topics: Collection[str] | None = None) -> Iterator[BagMessage]:
+        for m in self._reader.messages(topics):
+            try:
+                raw = bytes(self._converter(m.msgtype)(m.raw))
+            except Exception as exc:  # a truncated or corrupt ROS 1 message: count it, go on
+                self._reader.malformed[m.topic] = self._reader.malformed.get(m.topic, 0) + 1
+                self._reader.errors[m.topic] = f"ROS 1 -> ROS 2: {type(exc).__name__}: {exc}"
+                continue
+            yield BagMessage(m.topic, m.msgtype, m.stamp, raw, None)
+
+    def deserialize(self, message: BagMessage) -> Any | None:
+        try:
+            return self.typestore.deserialize_cdr(message.raw, message.msgtype)
+        except Exception as exc:
+            self._reader.malformed[message.topic] = self._reader.malformed.get(message.topic, 0) + 1
+            self._reader.errors[message.topic] = f"{type(exc).__name__}: {exc}"
+            return None
+
+    def decoded(self, topics: Collection[str] | None = None) -> Iterator[tuple[BagMessage, Any]]:
+        for m in self.messages(topics):
+            msg = self.deserialize(m)
+            if msg is not None:
+                yield m, msg
 
 
 def image_files(folder: Path) -> list[Path]:
