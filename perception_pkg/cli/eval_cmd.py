@@ -37,17 +37,20 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "detect",
         help="COCO box AP, TIDE breakdown and KITTI AP3D/AP_BEV of a detector",
         description=(
-            "Run a detector over SOURCE (a 'perception sim' dataset folder, or a rosbag2 with "
-            "/ground_truth/detections_2d) and score it: COCO box AP per class (pycocotools), the TIDE "
+            "Run a detector over SOURCE (a 'perception sim' dataset folder, a rosbag2 or ROS 1 bag with "
+            "/ground_truth/detections_2d, or a folder of images with a COCO instances json) and score "
+            "it: COCO box AP per class (pycocotools), the TIDE "
             "error breakdown at AP50, and for cars KITTI AP3D / AP_BEV at IoU 0.5 and 0.7 (40 recall "
             "points) when the detector gives 3D boxes. Ground truth too small or too hidden is "
             "ignored; the unfiltered figures are reported alongside. Writes OUT/detect_report.json "
-            "and PNG plots; prints a summary."
+            "and PNG plots; prints a summary. --detect-only runs the detection node's pipeline over any "
+            "recording (bag, ROS 1 bag, image folder, video) and writes COCO results and a bag instead."
         ),
     )
     d.add_argument(
         "source", type=Path, nargs="+",
-        help="dataset folder(s) (with dataset.json) or rosbag2 folder(s); frames of several are pooled",
+        help="dataset folder(s) (dataset.json), rosbag2 / ROS 1 bag(s), or image folder(s) with a COCO "
+        "json; frames of several are pooled",
     )  # fmt: skip
     d.add_argument("--card", type=Path, default=None, help="detector model card (default: the shipped one)")
     d.add_argument("--backend", default="auto", help="engine backend: auto, onnxruntime, tensorrt, torch")
@@ -72,6 +75,14 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         help="ignore GT with fewer visible pixels (default %(default)s; bags do not carry the count)",
     )
     d.add_argument("--no-3d", action="store_true", help="skip the 3D solve and KITTI AP3D")
+    d.add_argument(
+        "--detect-only",
+        action="store_true",
+        help="no scoring: write OUT/detections.json (COCO results), OUT/images.json and OUT/bag",
+    )
+    d.add_argument("--coco-json", type=Path, default=None, help="COCO instances json for an image folder")
+    d.add_argument("--calib", type=Path, default=None, help="KITTI calib file (or folder) for images/videos")
+    d.add_argument("--fps", type=float, default=10.0, help="frame rate stamped on images/videos")
     d.add_argument("--no-plots", action="store_true", help="write the JSON report only")
     bag = d.add_argument_group("rosbag2 sources")
     bag.add_argument("--image-topic", default=TOPIC_IMAGE)
@@ -113,8 +124,32 @@ def _pose_missing(args: argparse.Namespace) -> int:
 
 
 def _run_detect(args: argparse.Namespace) -> int:
-    from perception_pkg.evaluation.run import EvalInputError, run_detect_eval
+    from perception_pkg.evaluation.run import EvalInputError, detect_only, run_detect_eval
 
+    if args.detect_only:
+        if len(args.source) != 1:
+            print("perception eval detect: --detect-only takes one source", file=sys.stderr)
+            return 2
+        try:
+            res = detect_only(
+                args.source[0],
+                args.out,
+                card=args.card,
+                backend=args.backend,
+                threads=args.threads,
+                score_threshold=args.score_threshold,
+                lift_3d=not args.no_3d,
+                fps=args.fps,
+                calib=args.calib,
+                image_topic=args.image_topic,
+                info_topic=args.info_topic,
+            )
+        except EvalInputError as exc:
+            print(f"perception eval detect: {exc}", file=sys.stderr)
+            return 2
+        print(f"{res.frames} frames, {res.detections} detections")
+        print(f"detections: {res.results}\nimages: {res.images}\nbag: {res.bag}")
+        return 0
     try:
         result = run_detect_eval(
             args.source,
@@ -136,6 +171,8 @@ def _run_detect(args: argparse.Namespace) -> int:
             gt3d_topic=args.gt3d_topic or None,
             detections_topic=args.detections_topic,
             detections3d_topic=args.detections3d_topic,
+            coco_json=args.coco_json,
+            calib=args.calib,
         )
     except EvalInputError as exc:
         print(exc, file=sys.stderr)

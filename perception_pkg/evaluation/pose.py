@@ -149,13 +149,13 @@ def bag_frames(
 ) -> Iterator[EvalFrame]:
     """Frames of a bag: images paired with ground-truth PersonArrays by stamp. ``boxes``: ``gt`` (the
     people's own boxes), ``detections`` (a Detection2DArray topic, class 'person') or ``detector``."""
-    from perception_pkg.bag import open_bag
+    from perception_pkg.datasets.recordings import open_recording
     from perception_pkg.evaluation.sources import bgr_image, messages_by_stamp
     from perception_pkg.msgs import detections_to_person_boxes, person_array_to_arrays
 
     topics = {image_topic, people_topic} | ({detections_topic} if boxes == "detections" else set())
     n = next_ann = 0
-    with open_bag(bag) as reader:
+    with open_recording(bag) as reader:  # rosbag2 or ROS 1
         reader.require(topics)
         try:
             for stamp, got, _ in messages_by_stamp(reader, topics):

@@ -35,7 +35,9 @@ from perception_pkg.evaluation.sources import (
     TOPIC_INFO,
     BagFrame,
     DatasetFrames,
+    find_coco_json,
     is_bag,
+    load_coco_folder,
     load_dataset,
     read_bag,
 )
@@ -137,6 +139,41 @@ def run_on_bag(
 # perception eval detect
 
 
+def _source_kind(path: Path) -> str | None:
+    """``dataset`` (perception sim), ``bag`` (rosbag2 / ROS 1), ``coco`` (images + COCO json), or None."""
+    if (path / "dataset.json").is_file():
+        return "dataset"
+    if is_bag(path):
+        return "bag"
+    if path.is_dir() and find_coco_json(path) is not None:
+        return "coco"
+    return None
+
+
+def _bag_part(
+    detector: DetectFn | None,
+    source: Path,
+    max_frames: int | None,
+    stats: RunStats,
+    image_topic: str,
+    info_topic: str,
+    gt_topic: str,
+    gt3d_topic: str | None,
+    detections_topic: str | None,
+    detections3d_topic: str | None,
+) -> list[EvalFrame]:
+    frames = read_bag(
+        source,
+        image_topic=None if detections_topic else image_topic,
+        info_topic=info_topic,
+        gt2d_topic=gt_topic,
+        gt3d_topic=gt3d_topic or None,
+        det_topic=detections_topic,
+        det3d_topic=detections3d_topic,
+    )
+    return run_on_bag(detector, frames, max_frames, stats)
+
+
 class EvalInputError(ValueError):
     """Sources or options that cannot be evaluated: the message says why (the CLI prints it, exits 2)."""
 
@@ -171,19 +208,23 @@ def run_detect_eval(
     gt3d_topic: str | None = TOPIC_GT3D,
     detections_topic: str | None = None,
     detections3d_topic: str | None = None,
+    coco_json: str | Path | None = None,
+    calib: str | Path | None = None,
 ) -> DetectEvalResult:
     """Score a detector (``card``) over ``sources`` (``perception sim`` dataset folders and/or rosbag2s,
     frames pooled), or with ``detections_topic`` the detections the bags already hold, and write the
     report to ``out``. The arguments are those of ``perception eval detect`` (``--help`` says each);
     inputs that cannot be evaluated raise :class:`EvalInputError`."""
     paths = [Path(s) for s in sources]
-    kinds = [is_bag(src) for src in paths]
-    for src, bag in zip(paths, kinds, strict=True):
-        if not bag and not (src / "dataset.json").is_file():
+    kinds = [_source_kind(src) for src in paths]
+    for src, kind in zip(paths, kinds, strict=True):
+        if kind is None:
             raise EvalInputError(
-                f"{src}: neither a dataset folder (dataset.json) nor a rosbag2 (metadata.yaml)"
+                f"{src}: not a dataset folder (dataset.json), a rosbag2 (metadata.yaml), a ROS 1 .bag, or a "
+                "folder of images with a COCO instances json; to run a detector without ground truth use "
+                "--detect-only"
             )
-    if detections_topic and not all(kinds):
+    if detections_topic and not all(k == "bag" for k in kinds):
         raise EvalInputError("--detections-topic needs rosbag2 sources")
     detector = None
     model: dict[str, Any] = {"source": f"bag topic {detections_topic}"}
@@ -214,24 +255,22 @@ def run_detect_eval(
     gt_names: list[str] = []
     srcs = []
     wall_s = 0.0
-    for source, bag in zip(paths, kinds, strict=True):
-        if bag:
-            part = run_on_bag(
-                detector,
-                read_bag(
-                    source,
-                    image_topic=None if detections_topic else image_topic,
-                    info_topic=info_topic,
-                    gt2d_topic=gt_topic,
-                    gt3d_topic=gt3d_topic or None,
-                    det_topic=detections_topic,
-                    det3d_topic=detections3d_topic,
-                ),
-                max_frames,
-                stats,
-            )
+    for source, kind in zip(paths, kinds, strict=True):
+        if kind == "bag":
+            try:
+                part = _bag_part(
+                    detector, source, max_frames, stats, image_topic, info_topic, gt_topic, gt3d_topic,
+                    detections_topic, detections3d_topic,
+                )  # fmt: skip
+            except ValueError as exc:  # e.g. a recording without ground-truth topics
+                raise EvalInputError(f"{exc}; to run the detector without scoring use --detect-only") from exc
             names_here = sorted({c for f in part for c in f.gt.classes.tolist()})
             srcs.append({"kind": "rosbag2", "path": str(source), "gt_topic": gt_topic})
+        elif kind == "coco":
+            data = load_coco_folder(source, coco_json, calib)
+            part = run_on_dataset(detector, data, max_frames, stats)  # type: ignore[arg-type]
+            names_here = list(data.class_names)
+            srcs.append({"kind": "images+coco", "path": str(source), "frames": len(data.images)})
         else:
             data = load_dataset(source, images)
             part = run_on_dataset(detector, data, max_frames, stats)  # type: ignore[arg-type]
@@ -268,11 +307,115 @@ def run_detect_eval(
     return DetectEvalResult(report, written, summary_table(report))
 
 
+# --------------------------------------------------------------------------------------------------
+# perception eval detect --detect-only
+
+
+@dataclass
+class DetectOnlyResult:
+    """What ``--detect-only`` wrote: COCO results json, the images table, the replay's output bag."""
+
+    results: Path
+    images: Path
+    bag: Path | None
+    detections: int
+    frames: int
+
+
+def detect_only(
+    source: str | Path,
+    out: str | Path,
+    *,
+    card: str | Path | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    score_threshold: float = 0.0,
+    lift_3d: bool = True,
+    fps: float = 10.0,
+    calib: str | Path | None = None,
+    image_topic: str = TOPIC_IMAGE,
+    info_topic: str = TOPIC_INFO,
+) -> DetectOnlyResult:
+    """Run the detection pipeline (the node's own code, through replay) over any recording — a rosbag2, a
+    ROS 1 bag, a folder of images or a video — and write, without scoring, ``out/bag`` (the inputs and the
+    node's topics), ``out/detections.json`` (COCO results: ``image_id``, ``category_id``, ``bbox`` xywh
+    in COCO pixels, ``score``) and ``out/images.json`` (COCO ``images``: id, stamp, file name for image
+    folders, width, height; ``categories`` from the card)."""
+    import json
+
+    from perception_pkg.bag import open_bag
+    from perception_pkg.datasets.recordings import image_files, kind_of
+    from perception_pkg.detection import resolve_card
+    from perception_pkg.evaluation.sources import detections2d_from_msg
+    from perception_pkg.msgs import stamp_to_ns
+    from perception_pkg.pipelines import private_topic
+    from perception_pkg.pipelines.detection import DetectionSettings
+    from perception_pkg.replay import replay_bag
+    from perception_pkg.runtime.settings import ConfigError
+
+    source, out = Path(source), Path(out)
+    overrides: dict[str, Any] = {
+        "detection.backend": backend,
+        "detection.threads": int(threads or 0),
+        "detection.score_threshold": float(score_threshold),
+        "detection.lift_3d": bool(lift_3d),
+        "detection.image_topic": image_topic,
+        "detection.camera_info_topic": info_topic,
+    }
+    if card is not None:
+        overrides["detection.model_card"] = str(card)
+    try:
+        res = replay_bag(
+            source, out, ["detection"], overrides=overrides, fps=fps, calib=calib, progress=False
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        raise EvalInputError(str(exc)) from exc
+    from perception_pkg.cards import load_card
+
+    classes = list(load_card(resolve_card(card), check_onnx=False).classes)
+    detections_topic = private_topic(DetectionSettings().detections_2d_topic, "detection")
+    names = [p.name for p in image_files(source)] if kind_of(source) == "images" else []
+    images, results = [], []
+    sizes: dict[int, tuple[int, int]] = {}
+    with open_bag(res.output_bag) as reader:
+        for m, msg in reader.decoded([image_topic, detections_topic]):
+            stamp = stamp_to_ns(msg.header)
+            if m.topic == image_topic:
+                sizes[stamp] = (int(msg.width), int(msg.height))
+                continue
+            image_id = len(images) + 1
+            entry: dict[str, Any] = {"id": image_id, "stamp_ns": stamp}
+            if len(images) < len(names):
+                entry["file_name"] = names[len(images)]
+            images.append(entry)
+            boxes, scores, labels, _ = detections2d_from_msg(msg)
+            for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
+                x0, y0, x1, y1 = box
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": classes.index(label) + 1 if label in classes else 0,
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "score": score,
+                    }
+                )
+    for entry in images:
+        entry["width"], entry["height"] = sizes.get(entry["stamp_ns"], (0, 0))
+    out.mkdir(parents=True, exist_ok=True)
+    results_path, images_path = out / "detections.json", out / "images.json"
+    results_path.write_text(json.dumps(results))
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(classes)]
+    images_path.write_text(json.dumps({"images": images, "categories": categories}, indent=1))
+    return DetectOnlyResult(results_path, images_path, res.output_bag, len(results), len(images))
+
+
 __all__ = [
     "DetectEvalResult",
     "DetectFn",
+    "DetectOnlyResult",
     "EvalInputError",
     "RunStats",
+    "detect_only",
     "predictions_from_result",
     "run_detect_eval",
     "run_on_bag",

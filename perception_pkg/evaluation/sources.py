@@ -1,14 +1,18 @@
-"""Frames to evaluate: images, camera and ground truth from a ``perception sim`` dataset folder or a bag.
+"""Frames to evaluate: images, camera and ground truth from a ``perception sim`` dataset folder, a folder
+of images with COCO ground truth, or a recording (rosbag2, ROS 1 bag).
 
 - a dataset folder written by ``perception sim`` (``dataset.json``, ``annotations/detection.json``,
   ``images/<subset>/*.png``): :func:`load_dataset`;
 - a rosbag2 with ``/camera/image_raw``, ``/camera/camera_info`` and the ``/ground_truth/detections_2d``
   / ``_3d`` topics (what ``perception sim`` writes), optionally carrying the detections already (a
-  replay output bag): :func:`read_bag`.
+  replay output bag): :func:`read_bag` (ROS 1 bags too, through ``datasets.recordings``);
+- a folder of images with a COCO instances json (``images`` + ``annotations`` with ``bbox``): the
+  ground truth of real photographs, :func:`load_coco_folder`.
 
-Bags are read through :func:`perception_pkg.bag.open_bag`; the messages of one frame are grouped by
-header stamp (:func:`messages_by_stamp`, shared with the pose evaluation), as the simulator and the
-replay write them. A message that does not deserialise is skipped, counted and logged.
+Recordings are read through :func:`perception_pkg.datasets.recordings.open_recording`; the messages
+of one frame are grouped by header stamp (:func:`messages_by_stamp`, shared with the pose
+evaluation), as the simulator and the replay write them. A message that does not deserialise is
+skipped, counted and logged.
 
 Box conventions: 2D boxes are xyxy in continuous pixel coordinates, pixel i spanning [i, i + 1]
 (COCO's, and the dataset json's). Every Detection2D box (ground truth and detections alike) uses ROS's
@@ -39,8 +43,80 @@ TOPIC_GT3D = "/ground_truth/detections_3d"
 
 
 def is_bag(path: Path) -> bool:
-    """A rosbag2 folder (metadata.yaml) or one of its storage files."""
-    return (path / "metadata.yaml").is_file() or path.suffix in (".mcap", ".db3")
+    """A rosbag2 folder (metadata.yaml), one of its storage files, or a ROS 1 bag."""
+    return (path / "metadata.yaml").is_file() or path.suffix in (".mcap", ".db3", ".bag")
+
+
+def find_coco_json(folder: Path) -> Path | None:
+    """The first ``*.json`` of a folder that holds COCO instances (``images`` and ``annotations`` with
+    ``bbox``; a keypoints file qualifies, its boxes are instances too), or None."""
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("images"), list)
+            and isinstance(data.get("annotations"), list)
+            and all(isinstance(a, dict) and "bbox" in a for a in data["annotations"][:5])
+            and data.get("categories")
+        ):
+            return path
+    return None
+
+
+def load_coco_folder(
+    folder: str | Path, coco_json: str | Path | None = None, calib: str | Path | None = None
+) -> DatasetFrames:
+    """Real images and their COCO instances ground truth. Boxes are COCO's ``[x, y, w, h]`` (the stack's
+    pixel convention). Crowd regions (``iscrowd``) are kept as ground truth with no visible pixels, so
+    the evaluation's visibility filter ignores them and a detection on a crowd is neither a hit nor a
+    false positive, as COCO's own crowd rule intends. ``calib``: a KITTI calib file for every image."""
+    folder = Path(folder)
+    path = Path(coco_json) if coco_json else find_coco_json(folder)
+    if path is None:
+        raise FileNotFoundError(f"{folder}: no COCO instances json (images + annotations with bbox)")
+    coco = json.loads(path.read_text())
+    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    cat_name = {c["id"]: c["name"] for c in cats}
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for a in coco["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    images, gts, keys = [], [], []
+    for img in sorted(coco["images"], key=lambda i: i["id"]):
+        name = Path(img["file_name"]).name
+        image_path = folder / name
+        if not image_path.is_file():
+            continue  # a json for a larger set than this folder holds: score the images that are here
+        anns = [a for a in by_image.get(img["id"], []) if a["category_id"] in cat_name]
+        xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+        visible = [
+            0.0 if a.get("iscrowd") else float(a.get("area", xywh[i, 2] * xywh[i, 3]))
+            for i, a in enumerate(anns)
+        ]
+        gts.append(
+            GroundTruth(
+                boxes=np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]],
+                classes=np.array([cat_name[a["category_id"]] for a in anns], dtype=str),
+                visible_pixels=np.array(visible, dtype=np.float64),
+                boxes3d=np.full((len(anns), 7), np.nan),
+                truncation=np.zeros(len(anns)),
+            )
+        )
+        images.append(image_path)
+        keys.append(name)
+    if not images:
+        raise FileNotFoundError(f"{folder}: none of the images {path.name} lists is in the folder")
+    camera = None
+    if calib is not None:
+        import cv2
+
+        from perception_pkg.datasets import kitti
+
+        h, w = cv2.imread(str(images[0]), cv2.IMREAD_COLOR).shape[:2]
+        camera = kitti.camera_model(calib, (h, w))
+    return DatasetFrames(folder, images, gts, [c["name"] for c in cats], camera, "coco", keys)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,11 +285,11 @@ def read_bag(
     With ``det_topic`` (and ``det3d_topic``) the detections come from the bag (``pred`` set) and
     ``image_topic`` may be None; else ``image_bgr`` is decoded for a detector to run on.
     """
-    from perception_pkg.bag import open_bag
+    from perception_pkg.datasets.recordings import open_recording
     from perception_pkg.msgs import camera_info_to_model
 
     needed = {t for t in (image_topic, gt2d_topic, gt3d_topic, det_topic, det3d_topic) if t}
-    with open_bag(path) as reader:
+    with open_recording(path) as reader:
         reader.require(needed)
         try:
             for stamp, slot, last in messages_by_stamp(reader, needed, [info_topic]):
