@@ -38,7 +38,7 @@ COPY --from=sources /ws /ws
 RUN ln -s /ws/perception_pkg_src/perception_pkg perception_pkg
 # pycuda builds against the image's CUDA; onnxruntime-gpu for JetPack 6 comes from NVIDIA's index.
 RUN python3 -m pip install --no-cache-dir "numpy<2" opencv-python-headless pyyaml scipy rosbags mcap \
-        mcap-ros2-support tqdm pycocotools scikit-image pycuda \
+        mcap-ros2-support tqdm pycocotools scikit-image simplejpeg pycuda \
     && python3 -m pip install --no-cache-dir onnxruntime-gpu \
         --extra-index-url https://pypi.jetson-ai-lab.dev/jp6/cu122
 WORKDIR /ws
@@ -67,7 +67,7 @@ WORKDIR /ws/src
 RUN ln -s /ws/perception_pkg_src/perception_pkg perception_pkg
 # Ubuntu 24.04 marks the system Python as externally managed; these wheels do not clash with apt's.
 RUN python3 -m pip install --no-cache-dir --break-system-packages onnxruntime rosbags mcap \
-        mcap-ros2-support tqdm pycocotools scikit-image
+        mcap-ros2-support tqdm pycocotools scikit-image simplejpeg
 WORKDIR /ws
 RUN . /opt/ros/jazzy/setup.sh && colcon build --cmake-args -DBUILD_TESTING=OFF
 RUN sed -i 's|exec "\$@"|source /ws/install/setup.bash\nexec "$@"|' /ros_entrypoint.sh

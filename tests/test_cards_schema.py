@@ -150,7 +150,8 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
         ("precision.supported", ["fp32", "bf8"], "precision.supported[1]", "fp16"),
         ("classes", ["car", "car"], "classes", "duplicate"),
         ("provenance.accuracy", 0.5, "provenance.accuracy", "mapping"),
-        ("torch", {"factory": "no_colon"}, "torch.factory", "package.module:callable"),
+        ("torch", {"factory": ""}, "torch.factory", "non-empty string"),
+        ("sha256", "abc123", "sha256", "64 hex digits"),
         ("extra_field", 1, "extra_field", "unknown field"),
     ],
 )

@@ -96,7 +96,7 @@ def test_bench_onnxruntime_only_writes_json_with_stage_timings(tmp_path: Path, c
     assert "toy" in capsys.readouterr().out
 
 
-def test_bench_compares_torch_eager_when_the_card_has_a_torch_definition(tmp_path: Path) -> None:
+def test_bench_compares_torch_eager_when_asked_and_the_card_has_a_torch_definition(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from perception_pkg.training.formats import centernet_card, write_model
     from perception_pkg.training.models import TinyCenterNet
@@ -124,6 +124,7 @@ def test_bench_compares_torch_eager_when_the_card_has_a_torch_definition(tmp_pat
                 "1",
                 "--threads",
                 "1",
+                "--torch",
                 "--json",
                 str(out),
             ]
@@ -136,3 +137,32 @@ def test_bench_compares_torch_eager_when_the_card_has_a_torch_definition(tmp_pat
     assert model["torch_over_ort_infer_ratio"] == pytest.approx(ratio)
     assert set(model["goals"]) == {"pre_plus_decode_under_20pct", "ort_at_least_1.5x_faster_than_torch_eager"}
     assert np.isfinite(model["pre_plus_decode_share_of_ort_infer"])
+
+
+def test_bench_never_takes_torch_for_a_card_unless_asked(tmp_path: Path, capsys: Any) -> None:
+    pytest.importorskip("torch")  # installed: the old bench then ran the card's torch.factory
+    marker = tmp_path / "ran"
+    card = _toy_card(tmp_path)
+    data = yaml.safe_load(card.read_text())
+    data["torch"] = {"factory": "subprocess:run", "kwargs": {"args": ["touch", str(marker)]}}
+    card.write_text(yaml.safe_dump(data))
+    out = tmp_path / "bench.json"
+    args = [
+        "bench",
+        "--card",
+        str(card),
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        str(out),
+    ]
+    assert main(args) == 0
+    assert set(json.loads(out.read_text())["models"][0]["infer"]) == {"onnxruntime-cpu"}
+    assert not marker.exists()
+    assert main([*args, "--torch"]) == 2  # asked: the factory is not a registered name
+    assert "torch.factory: unknown torch factory 'subprocess:run'" in capsys.readouterr().err
+    assert not marker.exists()

@@ -175,14 +175,43 @@ def test_declared_huge_png_is_refused_before_decoding() -> None:
     assert f"1..{MAX_PIXELS} pixels" in str(info.value) and "100000x100000" in str(info.value)
 
 
-def test_truncated_jpeg_gives_an_array_or_the_documented_error() -> None:
+def test_a_truncated_jpeg_is_malformed() -> None:
     _, jpg = cv2.imencode(".jpg", _gradient())
     for cut in (len(jpg) // 4, len(jpg) // 2, len(jpg) - 10):
-        try:
-            out = compressed_to_array(_compressed("jpeg", jpg.tobytes()[:cut]))
-        except MessageFormatError:
-            continue
-        assert out.shape == (48, 64, 3)
+        with pytest.raises(MessageFormatError, match="libjpeg"):
+            compressed_to_array(_compressed("jpeg", jpg.tobytes()[:cut]))
+
+
+def test_a_jpeg_with_2000_corrupt_bytes_is_malformed_though_opencv_decodes_it() -> None:
+    raw = bytearray(asset("coco/000000000785.jpg").read_bytes())
+    rng = np.random.default_rng(0)
+    for pos in rng.choice(np.arange(1000, len(raw) - 2), 2000, replace=False):
+        raw[pos] = int(rng.integers(0, 256))
+    opencv = cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR)
+    assert opencv is not None and opencv.shape == (425, 640, 3)  # what was accepted: a smeared frame
+    with pytest.raises(MessageFormatError) as info:
+        compressed_to_array(_compressed("jpeg", bytes(raw)))
+    assert (
+        info.value.field == "data"
+        and "decodes without errors" in str(info.value)
+        and "(libjpeg: " in str(info.value)
+    )
+
+
+def test_grey_and_cmyk_jpegs_are_not_mistaken_for_damaged_ones() -> None:
+    import io
+
+    from PIL import Image
+
+    grey = cv2.imencode(".jpg", _gradient()[:, :, 0])[1].tobytes()
+    assert compressed_to_array(_compressed("jpeg", grey), color="mono").shape == (48, 64)
+    buf = io.BytesIO()
+    Image.fromarray(_gradient()[:, :, ::-1]).convert("CMYK").save(buf, "JPEG", quality=95)
+    out = compressed_to_array(_compressed("jpeg", buf.getvalue()))
+    assert out.shape == (48, 64, 3)
+    np.testing.assert_array_equal(
+        out, cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_COLOR)
+    )
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ def test_structured_reader_matches_a_struct_packed_reference(layout: dict, name:
         row_step=layout["row_step"],
         big_endian=layout["big_endian"],
     )
-    points = pointcloud_to_structured(msg)
+    points = pointcloud_to_structured(msg, check_xyz=False)  # any layout, x/y/z of any type included
     assert points.shape == (n,)
     assert points.dtype.names == tuple(f[0] for f in layout["fields"])
     assert points.dtype.itemsize == layout["point_step"]
@@ -148,7 +148,7 @@ def test_structured_round_trip_is_identity(points: np.ndarray, name: str) -> Non
     assert msg.point_step == points.dtype.itemsize and msg.row_step == width * msg.point_step
     multibyte = [points.dtype[f].base for f in points.dtype.names if points.dtype[f].base.itemsize > 1]
     assert msg.is_bigendian == (bool(multibyte) and all(b.byteorder == ">" for b in multibyte))
-    back = pointcloud_to_structured(msg)
+    back = pointcloud_to_structured(msg, check_xyz=False)
     flat = points.reshape(-1)
     assert back.dtype.names == flat.dtype.names and back.dtype.itemsize == flat.dtype.itemsize
     for fname in flat.dtype.names:
@@ -222,17 +222,32 @@ def test_skip_nans_drops_rows_with_non_finite_xyz_only() -> None:
     assert len(pointcloud_to_structured(msg)) == 6
 
 
-def test_xyz_casts_other_datatypes_and_byte_orders() -> None:
-    fields = [("x", 0, 8, 1), ("y", 8, 3, 1), ("z", 10, 2, 1), ("intensity", 11, 4, 1)]
+def test_xyz_casts_float64_and_any_intensity_type_in_both_byte_orders() -> None:
+    fields = [("x", 0, 8, 1), ("y", 8, 7, 1), ("z", 12, 8, 1), ("intensity", 20, 4, 1)]
     values = {"x": [[1.5], [-2.25]], "y": [[-300], [7]], "z": [[255], [0]], "intensity": [[65535], [1]]}
     for big in (False, True):
         raw = pack_cloud_reference(
-            fields, values, height=1, width=2, point_step=13, row_step=26, big_endian=big
+            fields, values, height=1, width=2, point_step=22, row_step=44, big_endian=big
         )
-        msg = raw_cloud(ROSBAGS, raw, fields, height=1, width=2, point_step=13, row_step=26, big_endian=big)
+        msg = raw_cloud(ROSBAGS, raw, fields, height=1, width=2, point_step=22, row_step=44, big_endian=big)
         np.testing.assert_array_equal(
             pointcloud_to_xyz(msg, with_intensity=True), [[1.5, -300, 255, 65535], [-2.25, 7, 0, 1]]
         )
+
+
+@pytest.mark.parametrize(("datatype", "label"), [(2, "UINT8"), (1, "INT8"), (3, "INT16"), (5, "INT32")])
+@pytest.mark.parametrize("coordinate", [0, 1, 2])
+def test_integer_coordinates_are_malformed_not_cast(datatype: int, label: str, coordinate: int) -> None:
+    fields = [("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("intensity", 12, 7, 1)]
+    name = "xyz"[coordinate]
+    fields[coordinate] = (name, 4 * coordinate, datatype, 1)
+    msg = _cloud(fields=fields)
+    for read in (pointcloud_to_xyz, pointcloud_to_structured):
+        with pytest.raises(MessageFormatError) as info:
+            read(msg)
+        assert info.value.field == f"fields[{coordinate}].datatype"
+        assert f"{datatype} ({label})" in str(info.value) and f"field {name!r}" in str(info.value)
+    assert pointcloud_to_structured(msg, check_xyz=False)[name].dtype.kind in "iu"  # the raw view
 
 
 @pytest.mark.parametrize("name", FLAVOURS)
@@ -360,9 +375,11 @@ def test_bad_clouds_name_the_field(changes: dict, field: str, fragment: str) -> 
 
 def test_xyz_needs_single_count_coordinates() -> None:
     msg = _cloud(fields=[("x", 0, 7, 3), ("y", 12, 7, 1), ("z", 16, 7, 1)])
-    assert pointcloud_to_structured(msg)["x"].shape == (4, 3)
+    assert pointcloud_to_structured(msg, check_xyz=False)["x"].shape == (4, 3)
     with pytest.raises(MessageFormatError, match="count"):
         pointcloud_to_xyz(msg)
+    with pytest.raises(MessageFormatError, match=r"fields\[0\]\.count: expected 1 for a coordinate, got 3"):
+        pointcloud_to_structured(msg)
 
 
 @pytest.mark.parametrize(

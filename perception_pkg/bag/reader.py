@@ -13,12 +13,20 @@ version of that message, and parsing it with our layout would misread it rather 
 A message that does not deserialise (truncated or corrupt CDR) is counted per topic in
 :attr:`BagReader.malformed`, with the last error in :attr:`BagReader.errors`, never raised: one bad
 message in a recording must not end a replay or an evaluation.
+
+A damaged bag is read as far as it can be. When rosbags cannot open it (an mcap without its footer or
+summary, a .db3 with missing pages, metadata.yaml that does not match its files), :mod:`.salvage`
+reads the messages before the damage; when a bag opens but a read fails part way, the messages before
+it have been yielded already. Either way :attr:`BagReader.damage` says afterwards how many messages
+were read and where reading stopped, and :meth:`BagReader.messages` ends there instead of raising.
+When not one message can be read, :class:`BagUnreadable` (a ValueError) says why, in one line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -27,9 +35,43 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Connection
 from rosbags.typesys.store import Typestore
 
+from perception_pkg.bag.salvage import BagUnreadable, Salvage, Stop
 from perception_pkg.bag.typestore import get_typestore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class BagDamage:
+    """What was read of a damaged bag: ``read`` messages (of ``expected``, when metadata.yaml says) and
+    where reading stopped, per damaged file (``stops``), or why the bag did not open (``opened``)."""
+
+    read: int = 0
+    expected: int | None = None
+    opened: str = ""  # why rosbags could not open it (then the salvage reader read it)
+    stops: list[str] = field(default_factory=list)
+    note: str = ""  # e.g. a storage file metadata.yaml lists but that is missing
+
+    def line(self) -> str:
+        """One line for a terminal or a log."""
+        of = f" of {self.expected}" if self.expected is not None else ""
+        parts = [f"damaged bag: read {self.read}{of} messages"]
+        if self.stops:
+            parts.append(f"stopped at {'; '.join(self.stops)}")
+        if self.opened:
+            parts.append(f"it does not open as it is ({self.opened})")
+        if self.note:
+            parts.append(self.note)
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "messages_read": self.read,
+            "messages_expected": self.expected,
+            "stopped_at": list(self.stops),
+            "open_error": self.opened,
+            "note": self.note,
+        }
 
 
 class BagMessage(NamedTuple):
@@ -50,8 +92,10 @@ class BagReader:
         if not self.path.exists():
             raise FileNotFoundError(f"bag not found: {self.path}")
         self.typestore = typestore or get_typestore()
-        self._reader = AnyReader([self.path], default_typestore=self.typestore)
+        self._reader: Any = None  # rosbags' AnyReader, or a Salvage when the bag is damaged
         self._open = False
+        self._damage: BagDamage | None = None
+        self._read = 0
         self._known = self.typestore.fielddefs
         # connection id -> True: the project typestore deserialises it, False: the bag's own definitions
         self._ours: dict[int, bool] = {}
@@ -60,7 +104,16 @@ class BagReader:
 
     # -- lifetime ----------------------------------------------------------------------------------
     def open(self) -> BagReader:
-        self._reader.open()
+        try:
+            self._reader = AnyReader([self.path], default_typestore=self.typestore)
+            self._reader.open()
+        except Exception as exc:  # rosbags raises its own errors, sqlite3's, yaml's, KeyError ...
+            error = f"{type(exc).__name__}: {exc}".strip()
+            if self.path.suffix.lower() == ".bag":  # ROS 1: no salvage reader
+                raise BagUnreadable(f"{self.path}: cannot be read: {error}") from exc
+            self._reader = Salvage(self.path, self.typestore, error)  # BagUnreadable when nothing is there
+            self._damage = BagDamage(expected=self._reader.expected, opened=error, note=self._reader.note)
+            log.warning("%s does not open (%s); reading what is there", self.path, error)
         self._open = True
         for c in self._reader.connections:
             ours = self._reader.is2 and c.msgtype in self._known
@@ -73,6 +126,7 @@ class BagReader:
         if self._open:
             self._open = False
             self._reader.close()
+            self._reader = None
 
     def __enter__(self) -> BagReader:
         return self.open()
@@ -128,8 +182,38 @@ class BagReader:
             conns = [c for c in self._reader.connections if c.topic in wanted]
             if not conns:
                 return
-        for conn, stamp, raw in self._reader.messages(connections=conns):
+        self._read = 0
+        salvaged = isinstance(self._reader, Salvage)
+        it = self._reader.messages(connections=conns)
+        while True:
+            try:
+                conn, stamp, raw = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # a damaged chunk or page part way: keep what was read, say where
+                self._stopped(f"after message {self._read}: {type(exc).__name__}: {exc}".strip())
+                break
+            self._read += 1
+            if self._damage is not None:
+                self._damage.read = self._read
             yield BagMessage(conn.topic, conn.msgtype, stamp, raw, conn)
+        if salvaged:
+            for stop in self._reader.stopped:
+                self._stopped(str(stop))
+
+    @property
+    def damage(self) -> BagDamage | None:
+        """None for an intact bag (or before reading); after :meth:`messages` ran, how much of a damaged
+        bag was read and where reading stopped."""
+        return self._damage
+
+    def _stopped(self, where: str) -> None:
+        if self._damage is None:
+            self._damage = BagDamage(expected=self._reader.message_count)
+        self._damage.read = self._read
+        if where not in self._damage.stops:
+            self._damage.stops.append(where)
+            log.warning("%s: reading stopped at %s", self.path, where)
 
     def deserialize(self, message: BagMessage) -> Any | None:
         """The message object, or None (counted in ``malformed`` / ``errors``) when it does not parse."""
@@ -164,4 +248,4 @@ def open_bag(path: str | Path, typestore: Typestore | None = None) -> BagReader:
     return BagReader(path, typestore)
 
 
-__all__ = ["BagMessage", "BagReader", "open_bag"]
+__all__ = ["BagDamage", "BagMessage", "BagReader", "BagUnreadable", "Stop", "open_bag"]

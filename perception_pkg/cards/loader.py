@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from perception_pkg.cards.checksum import verify_model
 from perception_pkg.cards.errors import CardError
 from perception_pkg.cards.schema import InputSpec, ModelCard, OutputSpec, parse_card
 
@@ -18,7 +19,8 @@ def load_card(path: str | Path, check_onnx: bool = True, check_decoder: bool = T
     """Read ``card.yaml`` (or a folder holding one), validate it, and check it against ``model.onnx``.
 
     Raises CardError naming the offending field; a missing model file is an error only when
-    ``check_onnx`` is set (cards can be validated before the model is exported).
+    ``check_onnx`` is set (cards can be validated before the model is exported), and so is a model
+    file whose sha256 is not the card's ``sha256`` (checked before the file is parsed).
     """
     path = Path(path)
     if path.is_dir():
@@ -86,10 +88,10 @@ def _check_dims(
 
 
 def check_card_against_onnx(card: ModelCard) -> None:
-    """Every card input is a graph input with a compatible shape; every card output exists in the graph."""
+    """The model file is the one the card's sha256 names; every card input is a graph input with a
+    compatible shape; every card output exists in the graph."""
     src = str(card.source) if card.source else None
-    if not card.model_path.is_file():
-        raise CardError("model", f"model file not found: {card.model_path}", src)
+    verify_model(card)  # CardError for a missing file or another sha256, before parsing what it holds
     g_in, g_out, dtypes = onnx_io(card.model_path)
     what = card.model_path.name
     card_in = {s.name for s in card.inputs}

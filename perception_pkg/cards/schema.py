@@ -276,7 +276,9 @@ class Provenance:
 
 @dataclass(frozen=True)
 class TorchSpec:
-    """How to build the same network in torch (reference backend): ``factory`` is ``module:callable``."""
+    """How to build the same network in torch (reference backend): ``factory`` is a registered name
+    (``engines/torch_backend.py``: TORCH_FACTORIES, or an installed entry point; never an import path),
+    called with ``kwargs``; ``weights`` is a state dict (loaded with ``weights_only``)."""
 
     factory: str
     weights: Path | None = None
@@ -299,6 +301,7 @@ class ModelCard:
     provenance: Provenance = field(default_factory=Provenance)
     torch: TorchSpec | None = None
     source: Path | None = None
+    sha256: str | None = None  # of the model file; verified at load (cards/checksum.py)
 
     @property
     def directory(self) -> Path:
@@ -528,9 +531,7 @@ def _parse_provenance(f: _Fields | None) -> Provenance:
 def _parse_torch(f: _Fields | None, base: Path) -> TorchSpec | None:
     if f is None:
         return None
-    factory = f.str("factory", required=True)
-    if ":" not in factory:
-        raise f.fail("factory", f"expected 'package.module:callable', got {factory!r}")
+    factory = f.str("factory", required=True)  # a registered name, resolved by the torch backend
     weights = f.str("weights", None)
     kwargs = f.raw("kwargs", {})
     if not isinstance(kwargs, Mapping):
@@ -565,6 +566,11 @@ def parse_card(data: Any, base_dir: Path | str = ".", source: str | Path | None 
     f = _Fields(data, "", src)
     name = f.str("name", required=True)
     model = f.str("model", "model.onnx")
+    sha256 = f.str("sha256", None)
+    if sha256 is not None:
+        sha256 = sha256.lower()
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise f.fail("sha256", f"expected the model file's sha256 (64 hex digits), got {sha256!r}")
     inputs = tuple(_parse_input(i) for i in f.items("inputs", required=True))
     outputs = tuple(_parse_output(o) for o in f.items("outputs", required=True))
     for key, specs in (("inputs", inputs), ("outputs", outputs)):
@@ -590,6 +596,7 @@ def parse_card(data: Any, base_dir: Path | str = ".", source: str | Path | None 
         provenance=_parse_provenance(f.mapping("provenance")),
         torch=_parse_torch(f.mapping("torch"), base),
         source=Path(source) if source is not None else None,
+        sha256=sha256,
     )
     f.done()
     return card

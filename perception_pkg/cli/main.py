@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "bench": "perception_pkg.cli.bench_cmd",
     "build-engine": "perception_pkg.cli.engine_cmd",
+    "card": "perception_pkg.cli.card_cmd",
     "demo": "perception_pkg.cli.replay_cmd",
     "eval": "perception_pkg.cli.eval_cmd",
     "replay": "perception_pkg.cli.replay_cmd",

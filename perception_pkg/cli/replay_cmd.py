@@ -1,9 +1,16 @@
-"""``perception replay`` and ``perception demo``: offline runs over a rosbag2."""
+"""``perception replay`` and ``perception demo``: offline runs over a rosbag2.
+
+Output folders: a new or empty folder is used; a folder an earlier run of ours wrote (it holds
+``.perception-output``) has those outputs replaced with ``--force`` (``demo`` always replaces its own),
+and nothing else in it is touched; any other non-empty folder is refused. A damaged bag is read up to
+the damage (one line says how far); Ctrl-C stops cleanly, writes the summary of what was done (marked
+interrupted) and exits 130. Exit codes: 0 done, 2 bad input (arguments, parameters, a bag with nothing
+readable, an output folder we may not use), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_replay)
 
     d = sub.add_parser("demo", help="the embedded default: replay the bundled sample bag")
-    d.add_argument("--out", default="out/demo", help="output folder (replaced if present)")
+    d.add_argument(
+        "--out",
+        default="out/demo",
+        help="output folder (its earlier demo outputs are replaced, nothing else)",
+    )
     _common(d)
     d.set_defaults(func=_demo)
 
@@ -48,15 +59,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-bag", action="store_true", help="do not write an output bag")
     p.add_argument("--results-only", action="store_true", help="output bag holds only pipeline results")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the outputs of an earlier run in --out (only those; other files are kept)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
     from perception_pkg.replay import replay_bag
 
-    if out.exists() and args.force:
-        shutil.rmtree(out)
     pipelines = [n.strip() for n in args.pipelines.split(",") if n.strip()]
     try:
         result = replay_bag(
@@ -70,15 +83,52 @@ def _run(bag: Path, out: Path, args: argparse.Namespace) -> int:
             write_bag=not args.no_bag,
             copy_inputs=not args.results_only,
             progress=not args.quiet,
+            force=args.force,
         )
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
-        print(f"perception replay: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        print(f"perception replay: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # while loading models or opening the bag (or a second Ctrl-C at the end)
+        print("perception replay: interrupted before the replay ran; no summary written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     _print_summary(result.summary)
     print(f"summary: {result.summary_path}")
     if result.output_bag:
         print(f"output bag: {result.output_bag}")
+    damage = result.summary.get("bag_damage")
+    if damage:
+        print(f"perception replay: {_damage_line(damage)}", file=sys.stderr)
+    if result.interrupted:
+        s = result.summary
+        print(
+            f"perception replay: interrupted after {s['bag_messages_read']} of {s['bag_messages']} messages; "
+            "the summary and the output bag hold what was done",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 0
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C stopped
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an error, never a bare errno (``FileExistsError(17, ...)`` printed as ``17``)."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _damage_line(damage: dict) -> str:
+    from perception_pkg.bag import BagDamage
+
+    return BagDamage(
+        read=damage["messages_read"],
+        expected=damage["messages_expected"],
+        opened=damage["open_error"],
+        stops=list(damage["stopped_at"]),
+        note=damage["note"],
+    ).line()
 
 
 def _overrides(items: list[str]) -> dict[str, object]:
@@ -129,6 +179,6 @@ def _demo(args: argparse.Namespace) -> int:
     from perception_pkg.sim import ensure_sample_bag
 
     bag = ensure_sample_bag()
-    args.force = True
+    args.force = True  # the demo replaces its own earlier outputs (never other files in --out)
     print(f"sample bag: {bag}")
     return _run(bag, Path(args.out), args)

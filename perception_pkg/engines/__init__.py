@@ -5,7 +5,14 @@
 Backends import their libraries lazily: nothing here needs torch, TensorRT or a GPU to import.
 """
 
-from perception_pkg.engines.base import BackendUnavailable, Engine, EngineError, TensorSpec
+from perception_pkg.engines.base import (
+    BackendUnavailable,
+    Engine,
+    EngineError,
+    NonFiniteOutput,
+    TensorSpec,
+    check_outputs,
+)
 from perception_pkg.engines.profiles import InputProfile, ShapeProfile, profile_from_card
 from perception_pkg.engines.runner import ModelRunner
 from perception_pkg.engines.select import BACKENDS, BackendChoice, choose_backend, load_engine
@@ -21,8 +28,10 @@ __all__ = [
     "EngineKey",
     "InputProfile",
     "ModelRunner",
+    "NonFiniteOutput",
     "ShapeProfile",
     "TensorSpec",
+    "check_outputs",
     "choose_backend",
     "ensure_engine",
     "io_problem",

@@ -1,4 +1,11 @@
-"""The engine interface every backend implements: ``infer(dict of arrays) -> dict of arrays``."""
+"""The engine interface every backend implements: ``infer(dict of arrays) -> dict of arrays``.
+
+A model's outputs are checked, not trusted: :meth:`Engine.warmup` runs it and requires every output to be
+finite and shaped as the card says (:func:`check_outputs`), and :class:`~perception_pkg.engines.runner.
+ModelRunner` checks every inference for non-finite values. A model whose weights were overwritten with
+NaN (it still parses and runs) is refused at start-up, and one whose outputs turn non-finite later
+raises :class:`NonFiniteOutput` per frame, which a node counts as a processing error.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,76 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from perception_pkg.cards.errors import CardError
 from perception_pkg.cards.schema import Dim, ModelCard
 
 
 class EngineError(RuntimeError):
     """An engine could not be built, loaded or run."""
+
+
+class NonFiniteOutput(ValueError):
+    """A model returned NaN or infinite values: its results cannot be used. Not a MessageFormatError: the
+    input was fine, the model is not (a node counts it under errors, at ERROR level)."""
+
+    def __init__(self, model: str, bad: dict[str, tuple[int, int]], when: str = "inference") -> None:
+        self.model = model
+        self.bad = bad  # output name -> (non-finite values, values)
+        parts = ", ".join(f"{name} {n}/{total}" for name, (n, total) in bad.items())
+        super().__init__(f"{model}: non-finite values at {when} in output {parts} (NaN or inf)")
+
+
+def non_finite(outputs: Mapping[str, NDArray]) -> dict[str, tuple[int, int]]:
+    """Outputs holding NaN or inf: name -> (how many, of how many). Float outputs only (others cannot).
+
+    A float64 sum of an array is finite exactly when every element is (any NaN or inf makes it NaN or
+    inf, and float32 values cannot overflow a float64 sum), so the common all-finite case costs one
+    reduction and no temporary array; the count is taken only for an output that fails."""
+    bad: dict[str, tuple[int, int]] = {}
+    for name, arr in outputs.items():
+        a = np.asarray(arr)
+        if a.dtype.kind != "f" or a.size == 0:
+            continue
+        if np.isfinite(np.sum(a, dtype=np.float64)):
+            continue
+        bad[name] = (int(a.size - np.count_nonzero(np.isfinite(a))), int(a.size))
+    return bad
+
+
+def check_outputs(
+    card: ModelCard, outputs: Mapping[str, NDArray], inputs: Mapping[str, NDArray] | None = None
+) -> None:
+    """Warm-up check: every card output is there, finite, with the card's rank and fixed dims (a dynamic
+    dim named like an input's takes that input's size). CardError for a shape the card does not
+    describe, NonFiniteOutput for NaN or inf."""
+    src = str(card.source) if card.source else None
+    sizes: dict[str, int] = {}
+    for spec in card.inputs:
+        if inputs is not None and spec.name in inputs:
+            for want, got in zip(spec.shape, np.shape(inputs[spec.name]), strict=False):
+                if isinstance(want, str):
+                    sizes[want] = int(got)
+    for i, spec in enumerate(card.outputs):
+        if spec.name not in outputs:
+            raise CardError(f"outputs[{i}].name", f"the model returned no output {spec.name!r}", src)
+        if spec.shape is None:
+            continue
+        shape = np.shape(outputs[spec.name])
+        if len(shape) != len(spec.shape):
+            raise CardError(
+                f"outputs[{i}].shape", f"card says {list(spec.shape)}, the model returned shape {shape}", src
+            )
+        for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
+            want = sizes.get(want, want) if isinstance(want, str) else want
+            if isinstance(want, int) and want != got:
+                raise CardError(
+                    f"outputs[{i}].shape[{axis}]",
+                    f"card says {list(spec.shape)}, the model returned shape {shape}",
+                    src,
+                )
+    bad = non_finite({o.name: outputs[o.name] for o in card.outputs})
+    if bad:
+        raise NonFiniteOutput(card.name, bad, "warm-up")
 
 
 class BackendUnavailable(EngineError):
@@ -94,10 +166,12 @@ class Engine(abc.ABC):
         return {s.name: np.zeros(s.concrete(which), dtype=s.dtype) for s in self._inputs}
 
     def warmup(self, runs: int = 2) -> None:
-        """Run a few times so lazy allocations and kernel selection are out of the first real frame."""
+        """Run a few times so lazy allocations and kernel selection are out of the first real frame, and
+        check the outputs (:func:`check_outputs`: CardError for a shape the card does not describe,
+        NonFiniteOutput for NaN or inf on these zero inputs)."""
         inputs = self.dummy_inputs()
         for _ in range(runs):
-            self.infer(inputs)
+            check_outputs(self.card, self.infer(inputs), inputs)
 
     def close(self) -> None:  # noqa: B027 - optional hook; most backends free with the object
         """Free backend resources (device memory, sessions)."""

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from perception_pkg.cards.checksum import verify_model
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.engines.base import BackendUnavailable, Engine, TensorSpec
 
@@ -55,6 +56,7 @@ class OrtEngine(Engine):
         self, card: ModelCard, device: str = "cpu", threads: int | None = None, device_id: int = 0
     ) -> None:
         super().__init__(card)
+        verify_model(card)  # the file the card describes, or a CardError (the digest is cached by mtime)
         ort = _ort()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,6 +1,9 @@
 """Card-driven model: preprocess -> engine.infer -> decode -> camera frame, each stage callable alone.
 
-What a pipeline uses for any single-image-input model: results come back in source-image pixels.
+What a pipeline uses for any single-image-input model: results come back in source-image pixels. The
+engine is warmed up when the runner is made (outputs finite and shaped as the card says, or the runner
+is not made), and every inference is checked for NaN / inf: :class:`NonFiniteOutput` rather than a
+frame of silently empty results.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.registry import build_decoder
-from perception_pkg.engines.base import Engine
+from perception_pkg.engines.base import Engine, NonFiniteOutput, non_finite
 from perception_pkg.engines.select import load_engine
 from perception_pkg.preprocess.pipeline import Prepared, Preprocessor
 
@@ -23,7 +26,9 @@ class ModelRunner:
     """``runner(image[, boxes])`` -> Detections (one image), Keypoints (one per box), image, or raw outputs.
 
     ``clip`` clips detection boxes to the image. Batches larger than the engine allows (top-down crops on
-    a batch-1 model) are run in chunks and concatenated.
+    a batch-1 model) are run in chunks and concatenated. ``warmup`` runs the engine once at construction
+    and checks its outputs (:meth:`Engine.warmup`: CardError for shapes the card does not describe,
+    NonFiniteOutput for NaN / inf).
     """
 
     def __init__(
@@ -32,6 +37,7 @@ class ModelRunner:
         engine: Engine | None = None,
         backend: str = "auto",
         clip: bool = True,
+        warmup: bool = True,
         **engine_options: Any,
     ) -> None:
         self.card = card
@@ -47,19 +53,27 @@ class ModelRunner:
             )
         batch = spec.shape[0]
         self.max_batch = batch if isinstance(batch, int) else spec.dynamic[batch][2]
+        if warmup:
+            self.engine.warmup(runs=1)
 
     def preprocess(self, image: NDArray, boxes: ArrayLike | None = None) -> Prepared:
         return self.preprocessor(image, boxes)
 
     def infer(self, prepared: Prepared) -> dict[str, NDArray]:
+        """The engine's outputs for a prepared input; NonFiniteOutput when any holds NaN or inf."""
         tensor = prepared.tensor
         if tensor.shape[0] <= self.max_batch:
-            return self.engine.infer({self.input_name: tensor})
-        parts = [
-            self.engine.infer({self.input_name: tensor[i : i + self.max_batch]})
-            for i in range(0, tensor.shape[0], self.max_batch)
-        ]
-        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            outputs = self.engine.infer({self.input_name: tensor})
+        else:
+            parts = [
+                self.engine.infer({self.input_name: tensor[i : i + self.max_batch]})
+                for i in range(0, tensor.shape[0], self.max_batch)
+            ]
+            outputs = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        bad = non_finite(outputs)
+        if bad:
+            raise NonFiniteOutput(self.card.name, bad)
+        return outputs
 
     def decode(self, outputs: Mapping[str, NDArray], prepared: Prepared) -> Any:
         result = self.decoder(outputs)

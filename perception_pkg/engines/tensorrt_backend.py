@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from perception_pkg.cards.checksum import verify_model
 from perception_pkg.cards.schema import PRECISIONS, ModelCard
 from perception_pkg.engines.base import BackendUnavailable, Engine, EngineError, TensorSpec
 from perception_pkg.engines.profiles import ShapeProfile, profile_from_card
@@ -234,6 +235,7 @@ class TensorRTEngine(Engine):
         rebuild: bool = False,
     ) -> None:
         super().__init__(card)
+        verify_model(card)  # build from the model the card describes, or not at all (CardError)
         precision = precision or card.precision.preferred
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")

@@ -1,21 +1,61 @@
 """torch backend: the reference for parity checks, and the GPU fallback where TensorRT is absent.
 
 torch is imported when an engine is made, never at module import, so the runtime works without it.
-The network comes from the card's ``torch`` section (``factory: package.module:callable`` plus optional
-``weights``, a state dict) or is handed in as a module.
+The network comes from the card's ``torch`` section or is handed in as a module. ``torch.factory`` is a
+name: one of :data:`TORCH_FACTORIES` (the project's networks), or one an installed package registers in
+the entry-point group ``perception_pkg.torch_factories`` (:mod:`perception_pkg.cards.plugins`). A card
+never names an import path. ``kwargs`` go to the factory, ``weights`` is a state dict loaded with
+``weights_only=True`` (tensors only, no pickled objects).
+
+torch is never chosen for a card on its own: ``auto`` means TensorRT or onnxruntime
+(:mod:`perception_pkg.engines.select`); the torch backend runs when a caller asks for it.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from perception_pkg.cards.errors import CardError
+from perception_pkg.cards.plugins import TORCH_FACTORY_GROUP, load_plugin, unknown
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.engines.base import BackendUnavailable, Engine, TensorSpec
+
+#: torch.factory names a card may use -> the project's constructor (module:attribute, imported on use)
+TORCH_FACTORIES: dict[str, str] = {
+    "sim_detector": "perception_pkg.training.detector_net:SimDetector",
+    "sim_pose": "perception_pkg.training.pose_model:build",
+    "tiny_centernet": "perception_pkg.training.models:TinyCenterNet",
+    "tiny_topdown": "perception_pkg.training.models:TinyTopDown",
+    "tiny_yolov8": "perception_pkg.training.models:TinyYolov8",
+    "tiny_yolox": "perception_pkg.training.models:TinyYolox",
+}
+# Cards written before the names existed spell an entry by its target; those spellings (and only
+# those) mean the same entries. Looked up in this table like any name, never imported as given.
+_BY_TARGET = {target: name for name, target in TORCH_FACTORIES.items()}
+
+
+def torch_factory(name: str, source: str | None = None) -> Callable[..., Any]:
+    """The constructor a card's ``torch.factory`` names; CardError for a name nobody registered."""
+    target = TORCH_FACTORIES.get(_BY_TARGET.get(name, name))
+    if target is not None:
+        module, _, attr = target.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    else:
+        factory = load_plugin(TORCH_FACTORY_GROUP, name, "torch.factory", source)
+        if factory is None:
+            raise CardError(
+                "torch.factory",
+                unknown("torch factory", name, sorted(TORCH_FACTORIES), TORCH_FACTORY_GROUP),
+                source,
+            )
+    if not callable(factory):
+        raise CardError("torch.factory", f"{name!r} does not name a callable", source)
+    return factory
 
 
 def _torch() -> Any:
@@ -43,12 +83,20 @@ def module_from_card(card: ModelCard) -> Any:
             f"card {card.name!r} has no 'torch' section (factory, weights), so there "
             "is no torch definition of this network",
         )
-    module_name, _, attr = card.torch.factory.partition(":")
+    source = str(card.source) if card.source else None
+    factory = torch_factory(card.torch.factory, source)
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise BackendUnavailable("torch", f"cannot import {card.torch.factory!r}: {exc}") from exc
-    module = factory(**card.torch.kwargs)
+        module = factory(**card.torch.kwargs)
+    except TypeError as exc:  # kwargs the constructor does not take
+        raise CardError(
+            "torch.kwargs", f"{card.torch.factory!r} does not accept them: {exc}", source
+        ) from exc
+    if not isinstance(module, torch.nn.Module):
+        raise CardError(
+            "torch.factory",
+            f"{card.torch.factory!r} returned a {type(module).__name__}, not a torch module",
+            source,
+        )
     if card.torch.weights is not None:
         state = torch.load(str(card.torch.weights), map_location="cpu", weights_only=True)
         module.load_state_dict(state)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from perception_pkg.cards.checksum import file_sha256
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.engines.base import EngineError
 from perception_pkg.engines.profiles import ShapeProfile
@@ -34,14 +35,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SIDECAR_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

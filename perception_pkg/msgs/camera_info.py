@@ -26,7 +26,9 @@ def camera_info_to_model(msg: Any) -> CameraModel:
     """Validated calibration from a ``sensor_msgs/CameraInfo``.
 
     Raises MessageFormatError when k/r/p do not have 9/9/12 finite values, d is not finite, or the
-    focal lengths in K are not positive (an all-zero K means an uncalibrated camera: nothing to project).
+    focal lengths in K or in P are not positive (an all-zero K means an uncalibrated camera: nothing to
+    project; a negative fx in P mirrors every projection, so 3D boxes would come out behind or beside
+    the camera).
     """
     width = uint_field(msg, "width", _CAMERA_INFO)
     height = uint_field(msg, "height", _CAMERA_INFO)
@@ -34,7 +36,8 @@ def camera_info_to_model(msg: Any) -> CameraModel:
     d = float_array(get_field(msg, "d", _CAMERA_INFO), _CAMERA_INFO, "d")
     r = float_array(get_field(msg, "r", _CAMERA_INFO), _CAMERA_INFO, "r", 9).reshape(3, 3)
     p = float_array(get_field(msg, "p", _CAMERA_INFO), _CAMERA_INFO, "p", 12).reshape(3, 4)
-    for name, value in (("k[0] (fx)", k[0, 0]), ("k[4] (fy)", k[1, 1])):
+    focals = (("k[0] (fx)", k[0, 0]), ("k[4] (fy)", k[1, 1]), ("p[0] (fx)", p[0, 0]), ("p[5] (fy)", p[1, 1]))
+    for name, value in focals:
         if not value > 0:
             raise MessageFormatError(
                 _CAMERA_INFO,

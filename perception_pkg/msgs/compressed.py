@@ -4,10 +4,18 @@ Format strings follow image_transport: ``"jpeg"``, ``"png"``, ``"rgb8; jpeg comp
 source encoding, the codec, and the channel order of what was compressed), and compressed_depth
 _image_transport's ``"16UC1; compressedDepth png"`` / ``"32FC1; compressedDepth png"``. The codec is
 detected from the bytes; the format string matters for channel order and for the depth header.
+
+A damaged JPEG is malformed input, not a frame. libjpeg (inside OpenCV) decodes a stream with corrupt or
+missing entropy-coded data into an image, grey or smeared where the data was bad, and only prints
+"Corrupt JPEG data: ..." on stderr. Each JPEG is therefore first decoded strictly by libjpeg-turbo through
+``simplejpeg`` (``strict=True``: any libjpeg warning is an error; to greyscale, ~0.3x the cost of the
+colour decode), and a warning raises MessageFormatError quoting it. Without simplejpeg installed the
+check is skipped, with one log line.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +26,8 @@ from perception_pkg.msgs._common import byte_buffer, get_field, pack_bytes, str_
 from perception_pkg.msgs.errors import MessageFormatError
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.msgs.image import ENCODINGS
+
+log = logging.getLogger(__name__)
 
 _COMPRESSED = "sensor_msgs/msg/CompressedImage"
 _CODECS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
@@ -106,6 +116,42 @@ def _declared_size(head: memoryview) -> tuple[str, int, int] | None:
     return None
 
 
+_strict: list[Any] = []  # [simplejpeg module or None], filled on first use
+
+
+def _simplejpeg() -> Any:
+    if not _strict:
+        try:
+            import simplejpeg
+        except ImportError:
+            simplejpeg = None
+            log.warning(
+                "simplejpeg is not installed: damaged JPEGs are not detected (pip install simplejpeg)"
+            )
+        _strict.append(simplejpeg)
+    return _strict[0]
+
+
+def _check_jpeg(buf: np.ndarray) -> None:
+    """MessageFormatError when libjpeg reports any problem with the stream (see the module docstring)."""
+    sj = _simplejpeg()
+    if sj is None:
+        return
+    data = np.ascontiguousarray(buf)
+    try:
+        colorspace = sj.decode_jpeg_header(data)[2]
+        # decoding to greyscale still entropy-decodes every component, which is where damage shows
+        sj.decode_jpeg(data, colorspace="CMYK" if colorspace in ("CMYK", "YCCK") else "GRAY", strict=True)
+    except ValueError as exc:
+        raise MessageFormatError(
+            _COMPRESSED,
+            "data",
+            "a JPEG stream libjpeg decodes without errors",
+            f"{buf.size} bytes",
+            f"libjpeg: {exc}",
+        ) from exc
+
+
 def _decode(buf: np.ndarray, flags: int) -> np.ndarray:
     head = memoryview(buf)
     if not (head[:8] == _PNG_MAGIC or head[:3] == _JPEG_MAGIC):
@@ -127,6 +173,8 @@ def _decode(buf: np.ndarray, flags: int) -> np.ndarray:
         raise MessageFormatError(
             _COMPRESSED, "data", f"a {codec} image of 1..{MAX_PIXELS} pixels", f"{height}x{width}"
         )
+    if codec == "jpeg":
+        _check_jpeg(buf)
     try:
         img = cv2.imdecode(buf, flags)
     except cv2.error as exc:

@@ -5,6 +5,11 @@ structured dtype (names, formats, offsets, itemsize = point_step), so reading is
 and writing copies the bytes of a structured array. Row padding of organised clouds (row_step larger than
 width * point_step) becomes a row stride. Results are in native byte order; data in the other order is
 byteswapped (a copy).
+
+Fields named ``x``, ``y`` and ``z`` are coordinates in metres, everywhere in this stack and in ROS (PCL
+refuses any other type for them): a cloud whose x, y or z is not FLOAT32 / FLOAT64 with count 1 is
+malformed (MessageFormatError), not cast; a uint8 ``x`` would otherwise become a silently wrong cloud.
+``pointcloud_to_structured(..., check_xyz=False)`` gives the raw records of any layout.
 """
 
 from __future__ import annotations
@@ -140,6 +145,33 @@ def _layout(msg: Any) -> _Layout:
     return _Layout(height, width, point_step, row_step, big_endian, dtype, fields, buf)
 
 
+_COORDINATES = ("x", "y", "z")
+_FLOAT_TYPES = (7, 8)
+
+
+def _check_xyz(layout: _Layout) -> None:
+    """x, y, z (those present) must be FLOAT32 or FLOAT64 with count 1: they are coordinates in metres."""
+    for i, (name, (_, dt, count)) in enumerate(layout.fields.items()):
+        if name not in _COORDINATES:
+            continue
+        if dt.kind != "f":
+            code = _DATATYPE_OF.get((dt.kind, dt.itemsize))
+            label = {1: "INT8", 2: "UINT8", 3: "INT16", 4: "UINT16", 5: "INT32", 6: "UINT32"}.get(
+                code or 0, "?"
+            )
+            raise MessageFormatError(
+                _CLOUD,
+                f"fields[{i}].datatype",
+                "7 (FLOAT32) or 8 (FLOAT64) for a coordinate",
+                f"{code} ({label})",
+                f"field {name!r} is in metres; an integer one has no scale",
+            )
+        if count != 1:
+            raise MessageFormatError(
+                _CLOUD, f"fields[{i}].count", "1 for a coordinate", count, f"field {name!r}"
+            )
+
+
 def _native(dtype: np.dtype) -> np.dtype:
     """The same layout with every field in native order (newbyteorder on a struct swaps all fields)."""
     return dtype.newbyteorder("=")
@@ -183,16 +215,20 @@ def _finite_xyz_mask(points: np.ndarray) -> np.ndarray | None:
     return mask
 
 
-def pointcloud_to_structured(msg: Any, *, skip_nans: bool = False) -> np.ndarray:
+def pointcloud_to_structured(msg: Any, *, skip_nans: bool = False, check_xyz: bool = True) -> np.ndarray:
     """All points of a ``sensor_msgs/PointCloud2`` as a 1-D structured array (height*width records).
 
     One numpy field per PointField, named alike, in message order, at the message's offsets, with
     itemsize point_step; ``count`` > 1 gives a subarray field. An organised cloud comes back flat:
     ``.reshape(msg.height, msg.width)`` restores the grid. A view of ``msg.data`` unless rows are padded
     or the data is in the other byte order. ``skip_nans`` drops points with a non-finite x, y or z.
-    An empty cloud (width or height 0) gives an empty array.
+    An empty cloud (width or height 0) gives an empty array. ``check_xyz``: x, y and z, where present,
+    must be FLOAT32 / FLOAT64 with count 1 (the module docstring); False reads any layout as it is.
     """
-    points = _records(_layout(msg))
+    layout = _layout(msg)
+    if check_xyz:
+        _check_xyz(layout)
+    points = _records(layout)
     if skip_nans:
         mask = _finite_xyz_mask(points)
         if mask is not None:
@@ -204,7 +240,8 @@ def pointcloud_to_xyz(msg: Any, *, skip_nans: bool = True, with_intensity: bool 
     """(N, 3) float32 x, y, z, or (N, 4) with intensity, as a new C-contiguous array.
 
     Each column is read through a strided view of the message buffer: no intermediate copy, whatever
-    the datatypes, offsets, padding or byte order. ``skip_nans`` drops points whose x, y or z is NaN
+    the offsets, padding or byte order; x, y, z must be FLOAT32 or FLOAT64 (MessageFormatError
+    otherwise), intensity may be any datatype. ``skip_nans`` drops points whose x, y or z is NaN
     or infinite; it is checked whatever ``is_dense`` says, because drivers get that flag wrong.
     A cloud without points gives (0, 3) / (0, 4), even when it declares no fields.
     """
@@ -220,6 +257,7 @@ def pointcloud_to_xyz(msg: Any, *, skip_nans: bool = True, with_intensity: bool 
     for name in names:
         if layout.fields[name][2] != 1:
             raise MessageFormatError(_CLOUD, f"fields[{name!r}].count", 1, layout.fields[name][2])
+    _check_xyz(layout)
     if layout.size == 0:
         return np.empty((0, len(names)), dtype=np.float32)
     grid = _grid(layout)

@@ -347,7 +347,9 @@ def write_card(
         "# CenterNet 2D heads + RTM3D vertex/dimension/orientation/depth heads; the same network also\n"
         "# carries mixture-density pose heads for people, read by pose_card.yaml.\n"
     )
-    path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110))
+    from perception_pkg.training.export import card_with_sha256
+
+    path.write_text(header + yaml.safe_dump(card_with_sha256(card, out_dir), sort_keys=False, width=110))
     (out_dir / "training.json").write_text(json.dumps(info, indent=1))
     write_pose_card(out_dir, card)
     return path
@@ -378,6 +380,9 @@ def write_pose_card(out_dir: Path, det_card: dict[str, Any], accuracy: dict[str,
     }  # fmt: skip
     if accuracy:
         card["provenance"]["accuracy"] = accuracy
+    from perception_pkg.training.export import card_with_sha256
+
+    card = card_with_sha256(card, out_dir)
     path = out_dir / "pose_card.yaml"
     header = (
         f"# Bottom-up pose, mixture-density offsets (M = {COMPONENTS}): the person-centre heatmap and pose\n"

@@ -158,3 +158,25 @@ def parity_check(
             raise AssertionError(f"output {name!r}: ORT shape {o.shape} != torch shape {r.shape}")
         results.append(OutputParity(name, float(np.abs(o - r).max()), float(r.max() - r.min())))
     return ParityReport(tuple(results), tolerance)
+
+
+def card_with_sha256(card: Mapping[str, object], directory: str | Path) -> dict[str, object]:
+    """``card`` (a card dict about to be written to ``directory``) with the sha256 of its model file
+    (``directory / card["model"]``, default ``model.onnx``), placed right after ``model``; the loader
+    refuses any other file. Call it after the model is exported."""
+    from perception_pkg.cards.checksum import file_sha256
+
+    model = Path(directory) / str(card.get("model") or "model.onnx")
+    digest = file_sha256(model)
+    out: dict[str, object] = {}
+    for key, value in card.items():
+        if key == "sha256":
+            continue
+        out[key] = value
+        if key == "model":
+            out["sha256"] = digest
+    if "sha256" not in out:  # no model key (the default model.onnx): after the name
+        items = list(out.items())
+        at = next((i + 1 for i, (k, _) in enumerate(items) if k == "name"), 0)
+        out = dict([*items[:at], ("sha256", digest), *items[at:]])
+    return out

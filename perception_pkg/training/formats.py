@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from perception_pkg.pose.coco17 import KEYPOINT_NAMES
-from perception_pkg.training.export import export_onnx
+from perception_pkg.training.export import card_with_sha256, export_onnx
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -181,5 +181,5 @@ def write_model(
         torch.save(module.state_dict(), directory / "weights.pt")
         card["torch"] = {"factory": factory, "weights": "weights.pt", "kwargs": dict(factory_kwargs or {})}
     path = directory / "card.yaml"
-    path.write_text(yaml.safe_dump(card, sort_keys=False))
+    path.write_text(yaml.safe_dump(card_with_sha256(card, directory), sort_keys=False))
     return path

@@ -148,6 +148,8 @@ def write_cards(
             if variant == "__default__"
             else f"# Sim top-down pose, {h}x{w} input, decoder {v}. Written by pose_train.\n"
         )
-        write_yaml(path, card, header)
+        from perception_pkg.training.export import card_with_sha256
+
+        write_yaml(path, card_with_sha256(card, out), header)
         written.append(path)
     return written

@@ -57,5 +57,5 @@ class CountingEngine:
         self.batches.append(next(iter(feeds.values())).shape[0])
         return self.engine.infer(feeds)
 
-    def warmup(self) -> None:
-        self.engine.warmup()
+    def warmup(self, runs: int = 2) -> None:
+        self.engine.warmup(runs)
