@@ -92,3 +92,22 @@ def test_mask_per_channel_and_bad_arguments() -> None:
         soft_argmax(z, on_invalid="warn")
     with pytest.raises(ValueError):
         soft_argmax(z[0])
+
+
+def test_score_equals_the_whole_map_box_sum_reference_bit_for_bit() -> None:
+    """The score reads only the nine cells at the mode; it must equal the zero-padded 3x3 box sum of the
+    whole map at the mode that it replaced, to the last bit, modes on edges and corners included."""
+    from tests.helpers.hot_path_before import box_mass_at_mode
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0.0, 3.0, (4, 17, 32, 24))
+    corners = [(0, 0), (0, 23), (31, 0), (31, 23), (0, 11), (16, 0), (31, 7), (12, 23)]
+    for k, (r, c) in enumerate(corners):
+        logits[0, k, r, c] = 40.0  # modes on the border
+    logits[1, :] = 0.0  # flat maps: the mode is the first cell
+    res = soft_argmax(logits.astype(np.float32), on_invalid="flag")
+    z = logits.astype(np.float32).astype(np.float64)
+    p = np.exp(z - z.max(axis=(-2, -1), keepdims=True))
+    p /= p.sum(axis=(-2, -1), keepdims=True)
+    np.testing.assert_array_equal(res.scores, np.clip(box_mass_at_mode(p), 0.0, 1.0))
+    assert res.scores[1].max() < 0.02 and res.scores[0, 0] > 0.99

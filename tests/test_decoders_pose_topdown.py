@@ -60,7 +60,8 @@ MD = {"type": "mass_displacement", "outputs": {"c": "c", "o_x": "ox", "o_y": "oy
 
 
 class PlantedEngine:
-    """Stands in for an engine: returns maps computed from the crop maps the preprocessor will apply."""
+    """Stands in for an engine: returns maps computed from the crop maps the preprocessor will apply
+    (runners over it are built with ``warmup=False``: there is no model to warm up)."""
 
     def __init__(self, outputs: Mapping[str, NDArray]) -> None:
         self.outputs = outputs
@@ -94,7 +95,7 @@ def test_integral_card_round_trip_image_crop_heatmap_image() -> None:
     u, shape = _cells(data, image, boxes, kp)
     assert shape == (3, 3, *CROP_HW)
     logits = log_gaussian_logits(u, *MAP_HW, sigma=1.0).astype(np.float32) * 1.0
-    runner = ModelRunner(parse_card(data), engine=PlantedEngine({"integral": logits}))
+    runner = ModelRunner(parse_card(data), engine=PlantedEngine({"integral": logits}), warmup=False)
     out = runner(image, boxes)
     assert out.xy.shape == (3, K, 2) and out.scores.shape == (3, K) and out.sigmas is not None
     # soft-argmax of log-Gaussian logits is exact to < 1e-3 cell away from borders; one cell is 4 crop px,
@@ -114,9 +115,9 @@ def test_integral_card_refuses_plain_heatmaps_and_flags_on_request() -> None:
     u, _ = _cells(data, image, boxes, kp)
     hm = gaussian_maps(u, *MAP_HW, sigma=1.5).astype(np.float32)  # MSE-style heatmaps, amplitude 1
     with pytest.raises(NonIntegralHeatmapError):
-        ModelRunner(parse_card(data), engine=PlantedEngine({"integral": hm}))(image, boxes)
+        ModelRunner(parse_card(data), engine=PlantedEngine({"integral": hm}), warmup=False)(image, boxes)
     data["decoder"] = {**INTEGRAL, "params": {"on_invalid": "flag"}}
-    out = ModelRunner(parse_card(data), engine=PlantedEngine({"integral": hm}))(image, boxes)
+    out = ModelRunner(parse_card(data), engine=PlantedEngine({"integral": hm}), warmup=False)(image, boxes)
     assert np.all(out.scores == 0.0)  # decoded, but flagged: a score threshold drops them all
     # and decoding them is indeed wrong: pulled toward the crop centre by several pixels
     assert np.abs(out.xy - kp).max() > 2.0
@@ -145,7 +146,7 @@ def test_mass_displacement_card_round_trip(voting: str, kernel: str) -> None:
     oy = (u[..., 1, None, None] - y) / d
     c = ((ox * d) ** 2 + (oy * d) ** 2 <= 4.0).astype(np.float32) * 0.3
     outs = {"c": c, "ox": ox.astype(np.float32), "oy": oy.astype(np.float32)}
-    runner = ModelRunner(parse_card(data), engine=PlantedEngine(outs))
+    runner = ModelRunner(parse_card(data), engine=PlantedEngine(outs), warmup=False)
     assert isinstance(runner.decoder, MassDisplacementDecoder)
     out = runner(image, boxes)
     # all votes land on the truth; the argmax is the grid cell nearest to it: within half a cell per axis
@@ -165,9 +166,9 @@ def test_mass_displacement_offset_sign_and_sigmoid() -> None:
     # a model trained with the paper's literal sign (x - target) / d, and c given as logits
     ox, oy = x - u[..., 0, None, None], y - u[..., 1, None, None]
     c_logit = np.where(ox**2 + oy**2 <= 4.0, 2.0, -8.0).astype(np.float32)
-    out = ModelRunner(parse_card(data), engine=PlantedEngine({"c": c_logit, "ox": ox, "oy": oy}))(
-        image, boxes
-    )
+    out = ModelRunner(
+        parse_card(data), engine=PlantedEngine({"c": c_logit, "ox": ox, "oy": oy}), warmup=False
+    )(image, boxes)
     scale = Preprocessor.from_card(parse_card(data))(image, boxes).transform.scale_factors()
     assert np.all(np.abs(out.xy - kp) <= 0.5 * 4 / scale[:, None, :] + 1e-6)
     with pytest.raises(CardError, match="offset_sign"):

@@ -2,7 +2,7 @@
 
 Each detection's 9 projected box vertices (:mod:`.box3d` order), its dimension prior and, where the
 decoder gives them, its observation angle and depth are handed to the batched solver
-(:func:`.solver.solve_boxes3d_batched`) against the camera's projection matrix. Boxes come back in the
+(:func:`.solver.solve_boxes3d_arrays`) against the camera's projection matrix. Boxes come back in the
 camera optical frame, KITTI layout ``[x, y, z, h, w, l, rotation_y]``.
 """
 
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from perception_pkg.geometry3d.camera import CameraModel, projection_matrix
 from perception_pkg.geometry3d.multibin import alpha_to_rotation_y
-from perception_pkg.geometry3d.solver import solve_boxes3d_batched
+from perception_pkg.geometry3d.solver import solve_boxes3d_arrays
 
 
 class KeypointDetections(Protocol):
@@ -48,24 +48,27 @@ def lift_boxes3d(
     dims = dets.extras.get("dimensions")
     if n == 0 or kp is None or kp.shape[1] != 9 or dims is None:
         return boxes, rms
-    rows = np.flatnonzero(np.all(np.isfinite(dims), axis=1) & np.all(np.isfinite(kp[..., :2]), axis=(1, 2)))
+    finite = np.logical_and.reduce(np.isfinite(dims), axis=1)
+    finite &= np.logical_and.reduce(np.isfinite(kp[..., :2]), axis=(1, 2))
+    rows = np.flatnonzero(finite)
     if rows.size == 0:
         return boxes, rms
     P = projection_matrix(camera)
-    kp = np.concatenate([kp[..., :2] - 0.5, kp[..., 2:]], axis=-1)
+    kp = kp[rows] if rows.size < n else kp
+    xy = kp[..., :2] - 0.5
     yaw = None
     alpha = dets.extras.get("alpha")
     if alpha is not None:
         # rotation_y = alpha + the viewing ray's angle, taken at the 3D-centre keypoint's column
-        ray = (kp[rows, 8, 0] - P[0, 2]) / P[0, 0]
+        ray = (xy[:, 8, 0] - P[0, 2]) / P[0, 0]
         yaw = alpha_to_rotation_y(alpha[rows], ray, 1.0)
     depth = dets.extras.get("depth")
     std = dets.extras.get("dimension_std")
-    sols = solve_boxes3d_batched(
-        kp[rows, :, :2],
+    sol = solve_boxes3d_arrays(
+        xy,
         P,
         dims[rows],
-        confidences=np.clip(kp[rows, :, 2], 1e-3, None),
+        confidences=np.maximum(kp[..., 2], 1e-3),
         yaw_prior=yaw,
         depth=None if depth is None else depth[rows],
         dims_std=None if std is None else std[rows],
@@ -74,8 +77,7 @@ def lift_boxes3d(
         tol=1e-7,
         max_iter=30,
     )
-    for r, s in zip(rows.tolist(), sols, strict=True):
-        if s.success and np.all(np.isfinite(s.box)) and s.box[2] > 0:
-            boxes[r] = s.box
-            rms[r] = s.reprojection_rms_px
+    ok = sol.success & (sol.boxes[:, 2] > 0)  # success already means finite with positive sizes
+    boxes[rows[ok]] = sol.boxes[ok]
+    rms[rows[ok]] = sol.reprojection_rms_px[ok]
     return boxes, rms

@@ -36,14 +36,10 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from perception_pkg.msgs._common import (
-    float_array,
-    get_field,
-    pack_floats,
-    str_field,
-)
+from perception_pkg.msgs._common import float_array, get_field, str_field
 from perception_pkg.msgs.errors import MessageFormatError
 from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.msgs.fast import makers
 from perception_pkg.preprocess.affine import PIXEL_SHIFT
 
 
@@ -57,6 +53,7 @@ class DetectionResult(Protocol):
     boxes3d: Any
 
     def labels(self) -> list[str]: ...
+
 
 _DET2D = "vision_msgs/msg/Detection2DArray"
 _DET3D = "vision_msgs/msg/Detection3DArray"
@@ -115,44 +112,61 @@ def bbox3d_to_kitti(
 
 
 def pose_msg(types: MessageFactory, xyz: Any, q: Any = (0.0, 0.0, 0.0, 1.0)) -> Any:
-    return types.Pose(
-        position=types.Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
-        orientation=types.Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+    pose, point, quat = makers(types, "Pose", "Point", "Quaternion")
+    return pose(
+        point(float(xyz[0]), float(xyz[1]), float(xyz[2])),
+        quat(float(q[0]), float(q[1]), float(q[2]), float(q[3])),
     )
 
 
-def _hypothesis(types: MessageFactory, label: str, score: float, pose: Any) -> Any:
-    return types.ObjectHypothesisWithPose(
-        hypothesis=types.ObjectHypothesis(class_id=label, score=float(score)),
-        pose=types.PoseWithCovariance(
-            pose=pose, covariance=pack_floats(types.PoseWithCovariance, np.zeros(36), fixed=True)
-        ),
-    )
+_2D = ("Point2D", "Pose2D", "BoundingBox2D", "ObjectHypothesis", "ObjectHypothesisWithPose",
+       "PoseWithCovariance", "Pose", "Point", "Quaternion", "Detection2D", "Detection2DArray")  # fmt: skip
+_3D = ("ObjectHypothesis", "ObjectHypothesisWithPose", "PoseWithCovariance", "Pose", "Point",
+       "Quaternion", "Vector3", "BoundingBox3D", "Detection3D", "Detection3DArray")  # fmt: skip
 
 
 def detection2d_array(result: DetectionResult, header: Any, types: MessageFactory) -> Any:
-    """``vision_msgs/Detection2DArray`` of ``result`` (every row), stamped with ``header``."""
+    """``vision_msgs/Detection2DArray`` of ``result`` (every row), stamped with ``header``.
+
+    Every number goes through one ``tolist`` and every message is made positionally
+    (:mod:`perception_pkg.msgs.fast`): no per-field numpy scalars, no throw-away defaults.
+    """
     dets = result.detections
     boxes = np.asarray(dets.boxes, dtype=np.float64)
-    centres = ((boxes[:, :2] + boxes[:, 2:]) / 2 - PIXEL_SHIFT).tolist()
-    sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
-    scores = np.asarray(dets.scores, dtype=np.float64).tolist()
-    out = []
-    for i, label in enumerate(result.labels()):
-        (cx, cy), (sx, sy) = centres[i], sizes[i]
-        bbox = types.BoundingBox2D(
-            center=types.Pose2D(position=types.Point2D(x=cx, y=cy), theta=0.0), size_x=sx, size_y=sy
+    rows = np.concatenate(
+        [
+            (boxes[:, :2] + boxes[:, 2:]) / 2 - PIXEL_SHIFT,
+            boxes[:, 2:] - boxes[:, :2],
+            np.asarray(dets.scores, dtype=np.float64)[:, None],
+        ],
+        axis=1,
+    ).tolist()
+    point2d, pose2d, bbox2d, hyp, hyp_pose, pose_cov, pose, point, quat, det2d, det2d_array = makers(
+        types, *_2D
+    )
+    out = [
+        det2d(
+            header,
+            [
+                hyp_pose(
+                    hyp(label, score),
+                    pose_cov(pose(point(cx, cy, 0.0), quat(0.0, 0.0, 0.0, 1.0)), np.zeros(36)),
+                )
+            ],
+            bbox2d(pose2d(point2d(cx, cy), 0.0), sx, sy),
+            str(i),
         )
-        hyp = _hypothesis(types, label, scores[i], pose_msg(types, (cx, cy, 0.0)))
-        out.append(types.Detection2D(header=header, results=[hyp], bbox=bbox, id=str(i)))
-    return types.Detection2DArray(header=header, detections=out)
+        for i, (label, (cx, cy, sx, sy, score)) in enumerate(zip(result.labels(), rows, strict=True))
+    ]
+    return det2d_array(header, out)
 
 
 def detection3d_array(result: DetectionResult, header: Any, types: MessageFactory) -> Any:
     """``vision_msgs/Detection3DArray`` of the rows of ``result`` with a finite 3D box (none when
     ``result.boxes3d`` is None). ``header`` should be the camera's (optical frame) header."""
+    hyp, hyp_pose, pose_cov, pose, point, quat, vector3, bbox3d, det3d, det3d_array = makers(types, *_3D)
     if result.boxes3d is None:
-        return types.Detection3DArray(header=header, detections=[])
+        return det3d_array(header, [])
     boxes3d = np.asarray(result.boxes3d, dtype=np.float64).reshape(-1, 7)
     rows = np.flatnonzero(np.all(np.isfinite(boxes3d), axis=1))
     centres, quats, sizes = kitti_to_bbox3d(boxes3d[rows])
@@ -160,14 +174,24 @@ def detection3d_array(result: DetectionResult, header: Any, types: MessageFactor
     # the 3D confidence where the detector gives one (it ranks 3D boxes better than the 2D score)
     scores = getattr(result, "scores3d", None)
     scores = result.detections.scores if scores is None else scores
-    out = []
-    for j, r in enumerate(rows.tolist()):
-        pose = pose_msg(types, centres[j], quats[j])
-        l_, w_, h_ = sizes[j].tolist()
-        bbox = types.BoundingBox3D(center=pose, size=types.Vector3(x=l_, y=w_, z=h_))
-        hyp = _hypothesis(types, labels[r], scores[r], pose_msg(types, centres[j], quats[j]))
-        out.append(types.Detection3D(header=header, results=[hyp], bbox=bbox, id=str(r)))
-    return types.Detection3DArray(header=header, detections=out)
+    table = np.concatenate(
+        [centres, quats, sizes, np.asarray(scores, dtype=np.float64)[rows, None]], axis=1
+    ).tolist()
+    out = [
+        det3d(
+            header,
+            [
+                hyp_pose(
+                    hyp(labels[r], score),
+                    pose_cov(pose(point(x, y, z), quat(qx, qy, qz, qw)), np.zeros(36)),
+                )
+            ],
+            bbox3d(pose(point(x, y, z), quat(qx, qy, qz, qw)), vector3(l_, w_, h_)),
+            str(r),
+        )
+        for r, (x, y, z, qx, qy, qz, qw, l_, w_, h_, score) in zip(rows.tolist(), table, strict=True)
+    ]
+    return det3d_array(header, out)
 
 
 # --- readers (evaluation, tests, replay reports) ----------------------------------------------------

@@ -66,9 +66,18 @@ def letterbox(
         else cv2.resize(image, (new_w, new_h), interpolation=INTERPOLATION[interpolation])
     )
     dh, dw = dst_hw
-    out = cv2.copyMakeBorder(
-        resized, top, dh - new_h - top, left, dw - new_w - left, cv2.BORDER_CONSTANT, value=_border(pad_value)
-    )
+    if (new_h, new_w) == (dh, dw):  # nothing to pad: the border copy would be a plain copy
+        out = resized
+    else:
+        out = cv2.copyMakeBorder(
+            resized,
+            top,
+            dh - new_h - top,
+            left,
+            dw - new_w - left,
+            cv2.BORDER_CONSTANT,
+            value=_border(pad_value),
+        )
     if image.ndim == 3 and out.ndim == 2:
         out = out[:, :, None]
     return out, transform
@@ -132,12 +141,21 @@ def warp_crops(
     inv = transform.inverse().cv_matrix()  # dst (cv convention) -> src (cv convention)
     jj = np.arange(dw, dtype=np.float64)[None, None, :]
     ii = np.arange(dh, dtype=np.float64)[None, :, None]
+    # axis-aligned maps (scale + translate: every top-down crop) are separable: x depends on the column
+    # only, y on the row only; the same float64 sums (the cross terms are exact zeros), broadcast
+    separable = not np.any(inv[:, 0, 1]) and not np.any(inv[:, 1, 0])
     per_chunk = max(1, _REMAP_MAX_ROWS // dh)
     for start in range(0, n, per_chunk):
         m = inv[start : start + per_chunk, :, :, None, None]
-        map_x = (m[:, 0, 0] * jj + m[:, 0, 1] * ii + m[:, 0, 2]).astype(np.float32)
-        map_y = (m[:, 1, 0] * jj + m[:, 1, 1] * ii + m[:, 1, 2]).astype(np.float32)
-        k = map_x.shape[0]
+        k = m.shape[0]
+        if separable:
+            map_x = np.empty((k, dh, dw), dtype=np.float32)
+            map_y = np.empty((k, dh, dw), dtype=np.float32)
+            map_x[:] = (m[:, 0, 0] * jj + m[:, 0, 2]).astype(np.float32)
+            map_y[:] = (m[:, 1, 1] * ii + m[:, 1, 2]).astype(np.float32)
+        else:
+            map_x = (m[:, 0, 0] * jj + m[:, 0, 1] * ii + m[:, 0, 2]).astype(np.float32)
+            map_y = (m[:, 1, 0] * jj + m[:, 1, 1] * ii + m[:, 1, 2]).astype(np.float32)
         warped = cv2.remap(
             image,
             map_x.reshape(k * dh, dw),

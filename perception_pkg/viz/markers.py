@@ -26,6 +26,7 @@ from perception_pkg.geometry3d.box3d import boxes_to_keypoints
 from perception_pkg.msgs._common import pack_bytes
 from perception_pkg.msgs.detections import pose_msg
 from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.msgs.fast import makers
 from perception_pkg.pose.coco17 import NUM_KEYPOINTS, SKELETON
 from perception_pkg.preprocess.affine import PIXEL_SHIFT
 from perception_pkg.viz.detections import WIREFRAME_EDGES
@@ -56,34 +57,39 @@ def _marker(
     text: str = "",
     pose: Any = None,
 ) -> Any:
-    """A Marker with every field given (rosbags classes have no defaults)."""
+    """A Marker with every field given (rosbags classes have no defaults), made positionally
+    (:mod:`perception_pkg.msgs.fast`); ``pose`` None is the identity pose."""
+    marker, pose_, point, quat, vector3, colour, duration, image, header_, time_, mesh = makers(
+        types, *_MARKER
+    )
     sec, nanosec = divmod(round(lifetime_s * 1e9), 1_000_000_000)
     empty = np.zeros(0, dtype=np.uint8)
-    return types.Marker(
-        header=header,
-        ns=ns,
-        id=int(mid),
-        type=int(kind),
-        action=int(action),
-        pose=pose if pose is not None else pose_msg(types, (0.0, 0.0, 0.0)),
-        scale=types.Vector3(x=float(scale), y=float(scale), z=float(scale)),
-        color=types.ColorRGBA(r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]),
-        lifetime=types.Duration(sec=sec, nanosec=nanosec),
-        frame_locked=False,
-        points=points or [],
-        colors=[],
-        texture_resource="",
-        texture=types.CompressedImage(
-            header=types.Header(stamp=types.Time(sec=0, nanosec=0), frame_id=""),
-            format="",
-            data=pack_bytes(types.CompressedImage, empty),
-        ),
-        uv_coordinates=[],
-        text=text,
-        mesh_resource="",
-        mesh_file=types.MeshFile(filename="", data=pack_bytes(types.MeshFile, empty)),
-        mesh_use_embedded_materials=False,
+    s = float(scale)
+    return marker(
+        header,
+        ns,
+        int(mid),
+        int(kind),
+        int(action),
+        pose if pose is not None else pose_(point(0.0, 0.0, 0.0), quat(0.0, 0.0, 0.0, 1.0)),
+        vector3(s, s, s),
+        colour(*rgba),
+        duration(sec, nanosec),
+        False,
+        points or [],
+        [],
+        "",
+        image(header_(time_(0, 0), ""), "", pack_bytes(types.CompressedImage, empty, owned=True)),
+        [],
+        text,
+        "",
+        mesh("", pack_bytes(types.MeshFile, empty, owned=True)),
+        False,
     )
+
+
+_MARKER = ("Marker", "Pose", "Point", "Quaternion", "Vector3", "ColorRGBA", "Duration", "CompressedImage",
+           "Header", "Time", "MeshFile")  # fmt: skip
 
 
 def detection_markers(
@@ -112,9 +118,10 @@ def detection_markers(
         labels = result.labels()
         scores = result.detections.scores
         cids = result.detections.class_ids
+        (point,) = makers(types, "Point")
         for j, r in enumerate(rows.tolist()):
             rgba = (*class_colour(int(cids[r])), 1.0)
-            pts = [types.Point(x=p[0], y=p[1], z=p[2]) for p in segments[j]]
+            pts = [point(x, y, z) for x, y, z in segments[j]]
             markers.append(
                 _marker(types, header, MARKER_NS_BOXES, r, add, kind=int(marker_cls.LINE_LIST),
                         points=pts, scale=line_width, rgba=rgba, lifetime_s=lifetime_s)
@@ -132,7 +139,8 @@ def detection_markers(
     for r in stale:
         for ns in (MARKER_NS_BOXES, MARKER_NS_LABELS):
             markers.append(_marker(types, header, ns, r, delete))
-    return types.MarkerArray(markers=markers)
+    (marker_array,) = makers(types, MARKER_ARRAY)
+    return marker_array(markers)
 
 
 def skeleton_markers(
@@ -151,34 +159,26 @@ def skeleton_markers(
     message replaces the previous one in RViz; with nobody to draw both markers are DELETE actions.
     Coordinates: see the module docstring (image plane, ``pixel_size`` metres per pixel).
     """
-    f = types
     kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2) - PIXEL_SHIFT
     ok = (np.asarray(scores).reshape(kp.shape[:2]) >= threshold) & np.isfinite(kp).all(-1)
     limb_ok = ok[:, _SKELETON[:, 0]] & ok[:, _SKELETON[:, 1]]  # (N, 19)
     ends = kp[:, _SKELETON][limb_ok].reshape(-1, 2) * pixel_size  # (2 * limbs, 2), pairs in order
     joints = kp[ok] * pixel_size
-    point_cls = f.cls("geometry_msgs/msg/Point")
+    (point,) = makers(types, "Point")
 
-    def marker(mid: int, kind: int, xy: NDArray, width: float, rgba: tuple[float, ...]) -> Any:
-        pts = [point_cls(x=x, y=y, z=0.0) for x, y in xy.tolist()]
-        return f(
-            "visualization_msgs/msg/Marker",
-            header=header,
-            ns=ns,
-            id=mid,
-            type=kind,
-            action=_ADD if pts else _DELETE,
-            pose=f("geometry_msgs/msg/Pose", orientation=f("geometry_msgs/msg/Quaternion", w=1.0)),
-            scale=f("geometry_msgs/msg/Vector3", x=width, y=width, z=width),
-            color=f("std_msgs/msg/ColorRGBA", r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]),
-            points=pts,
+    def marker(
+        mid: int, kind: int, xy: NDArray, width: float, rgba: tuple[float, float, float, float]
+    ) -> Any:
+        pts = [point(x, y, 0.0) for x, y in xy.tolist()]
+        return _marker(
+            types, header, ns, mid, _ADD if pts else _DELETE, kind=kind, points=pts, scale=width, rgba=rgba
         )
 
     w = 3.0 * pixel_size
-    return f(
-        MARKER_ARRAY,
-        markers=[
+    (marker_array,) = makers(types, MARKER_ARRAY)
+    return marker_array(
+        [
             marker(0, _LINE_LIST, ends, w, (0.1, 0.9, 0.2, 1.0)),
             marker(1, _POINTS, joints, 2 * w, (1.0, 0.3, 0.1, 1.0)),
-        ],
+        ]
     )

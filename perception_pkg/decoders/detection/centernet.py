@@ -32,7 +32,8 @@ def max_pool3x3(x: NDArray) -> NDArray:
     *lead, h, w = x.shape
     x = np.asarray(x, dtype=np.float32 if x.dtype != np.float64 else np.float64)
     n = int(np.prod(lead)) if lead else 1
-    padded = np.full((n, h + 1, w), -np.inf, dtype=x.dtype)
+    padded = np.empty((n, h + 1, w), dtype=x.dtype)
+    padded[:, h] = -np.inf
     padded[:, :h] = x.reshape(n, h, w)
     pooled = cv2.dilate(
         padded.reshape(n * (h + 1), w), _KERNEL3, borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf
@@ -44,10 +45,13 @@ def heatmap_peaks(heat: NDArray, top_k: int, threshold: float) -> tuple[NDArray,
     """Top-K local maxima of one ``(C, h, w)`` heatmap at or above ``threshold``: (class, y, x, value).
 
     Best first. Ties between equal neighbours (plateaus) all count as peaks, as in CenterNet.
+    The threshold is applied first and the window maximum compared only there (most cells are below it).
     """
     _, h, w = heat.shape
     flat = heat.reshape(-1)
-    idx = np.flatnonzero((heat >= threshold) & (heat == max_pool3x3(heat)))
+    idx = np.flatnonzero(flat >= threshold)
+    if idx.size:
+        idx = idx[flat[idx] == max_pool3x3(heat).reshape(-1)[idx]]
     if idx.size > top_k:
         idx = idx[np.argpartition(-flat[idx], top_k - 1)[:top_k]]
     idx = idx[np.argsort(-flat[idx], kind="stable")]

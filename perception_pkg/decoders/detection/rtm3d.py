@@ -34,6 +34,7 @@ from perception_pkg.decoders.types import Detections
 from perception_pkg.geometry3d.multibin import decode_multibin
 
 MIN_VERTEX_CONFIDENCE = 0.05  # a regressed, unconfirmed vertex still counts a little in the solve
+_VERTEX_TYPES = np.arange(9)[None, :]
 
 
 class Rtm3dDecoder(CenterNetDecoder):
@@ -109,21 +110,33 @@ class Rtm3dDecoder(CenterNetDecoder):
             vscore = sigmoid(vlogit.astype(np.float64))
             side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / s
             radius = self.snap_radius * side + 1.0
-            for j in range(9):  # nine vertex types; everything inside is vectorised over objects and peaks
-                sel = vc == j
-                # confidence where nothing snaps: the heatmap at the regressed vertex (0 when off-map)
-                cx = np.clip(np.floor(reg[:, j, 0]).astype(int), 0, w - 1)
-                cy = np.clip(np.floor(reg[:, j, 1]).astype(int), 0, h - 1)
-                inside = (reg[:, j, 0] >= 0) & (reg[:, j, 0] < w) & (reg[:, j, 1] >= 0) & (reg[:, j, 1] < h)
-                at = sigmoid(vheat[j, cy, cx].astype(np.float64))
-                conf[:, j] = np.where(inside, np.maximum(at, MIN_VERTEX_CONFIDENCE), MIN_VERTEX_CONFIDENCE)
-                if not sel.any():
-                    continue
-                d = np.linalg.norm(reg[:, j, None, :] - vpos[None, sel], axis=-1)  # (N, peaks of type j)
-                best = d.argmin(axis=1)
-                near = d[np.arange(n), best] < radius
-                kp[near, j] = vpos[sel][best[near]]
-                conf[near, j] = vscore[sel][best[near]]
+            # confidence where nothing snaps: the heatmap at the regressed vertex (0 when off-map); all
+            # nine vertex types at once
+            rx, ry = reg[..., 0], reg[..., 1]
+            cx = np.minimum(np.maximum(np.floor(rx).astype(int), 0), w - 1)
+            cy = np.minimum(np.maximum(np.floor(ry).astype(int), 0), h - 1)
+            inside = (rx >= 0) & (rx < w) & (ry >= 0) & (ry < h)
+            at = sigmoid(vheat[_VERTEX_TYPES, cy, cx].astype(np.float64))
+            conf = np.where(inside, np.maximum(at, MIN_VERTEX_CONFIDENCE), MIN_VERTEX_CONFIDENCE)
+            if vc.size:
+                # the nearest peak of the vertex's own type: peaks grouped by type (score order kept within
+                # a type, so ties go to the better peak as before) and padded with far-away positions
+                order = np.argsort(vc, kind="stable")
+                counts = np.bincount(vc, minlength=9)
+                starts = np.cumsum(counts) - counts
+                vt = vc[order]
+                slot = np.arange(vt.size) - starts[vt]
+                grouped = np.full((9, int(counts.max()), 2), np.inf)
+                grouped[vt, slot] = vpos[order]
+                # Euclidean distances (N, 9, most peaks of a type), as np.linalg.norm computes them
+                dx = rx[:, :, None] - grouped[None, :, :, 0]
+                dy = ry[:, :, None] - grouped[None, :, :, 1]
+                d = np.sqrt(dx * dx + dy * dy)
+                best = d.argmin(axis=2)
+                near = np.minimum.reduce(d, axis=2) < radius[:, None]  # the distance at the argmin
+                peak = order[np.minimum(starts[None, :] + best, vt.size - 1)][near]
+                kp[near] = vpos[peak]
+                conf[near] = vscore[peak]
         keypoints = np.concatenate([kp * s, conf[..., None]], axis=-1)
         mean, std = self.mean[cls], self.std[cls]
         dims = mean * np.exp(o["dimensions"][:, y, x].T.astype(np.float64))
