@@ -154,10 +154,12 @@ class DetectionPipeline(Pipeline):
         self._expect_info = "camera_info" in keys
 
     def accept(self, key: str, msg: Any, now_s: float) -> list[Job]:
-        ready = self.poll(now_s)
+        # parse first, release after: a malformed message raises before a held image leaves the buffer,
+        # so the held image is never lost with the exception
         if key == "camera_info":
             camera = camera_info_to_model(msg)
             stamp = stamp_to_ns(msg.header)
+            ready = self.poll(now_s)
             self._camera = camera  # one reference swap: the worker reads it unlocked
             self._infos[stamp] = camera
             while len(self._infos) > _KEEP_INFOS:
@@ -170,11 +172,12 @@ class DetectionPipeline(Pipeline):
         stamp = stamp_to_ns(msg.header)
         own = self._infos.get(stamp)
         if own is not None or not (self.lifts_3d and self._expect_info):
-            return [*ready, Job(msg, partner=own, arrived=now_s)]
-        if self._pending is not None:  # the next image came first: run the older one now
-            ready.append(self._release())
+            return [*self.poll(now_s), Job(msg, partner=own, arrived=now_s)]
         # decode now, so a malformed image is reported against its own message, not when it is released
         job = Job(msg, arrived=now_s, payload=image_message_to_bgr(msg, self.settings.compressed))
+        ready = self.poll(now_s)
+        if self._pending is not None:  # the next image came first: run the older one now
+            ready.append(self._release())
         self._pending = (job, stamp, now_s + self.settings.camera_info_wait_s)
         return ready
 
