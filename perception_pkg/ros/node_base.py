@@ -35,6 +35,8 @@ from perception_pkg.ros.qos import qos_profile
 from perception_pkg.runtime import LatestSlot, NodeStats
 from perception_pkg.runtime.settings import NodeSettings
 
+POLL_PERIOD_S = 0.02  # how often a pipeline's held frames are checked for an expired wait
+
 
 class PerceptionNode(Node):
     """Base class: subclasses call ``subscribe_input`` once and implement ``process(msg)``."""
@@ -156,6 +158,9 @@ class PipelineNode(PerceptionNode):
             callback = partial(self._on_message, port.key, i == 0)
             self.create_subscription(types.cls(port.msgtype), port.topic, callback, qos)
         self.start_worker()
+        # a pipeline may hold a frame for its partner (an image for its CameraInfo): release it once its
+        # wait is over even when no further message arrives
+        self.create_timer(POLL_PERIOD_S, self._poll)
         describe = getattr(self.pipeline, "describe", None)
         ins = ", ".join(p.topic for p in self.pipeline.inputs)
         outs = ", ".join(p.topic for p in self.pipeline.outputs)
@@ -171,6 +176,11 @@ class PipelineNode(PerceptionNode):
             self.skip_malformed(key, exc)
             return
         for job in jobs:
+            self.hand_over(job, job.arrived if job.arrived is not None else now)
+
+    def _poll(self) -> None:
+        now = time.monotonic()
+        for job in self.pipeline.poll(now):
             self.hand_over(job, job.arrived if job.arrived is not None else now)
 
     def _wanted(self, key: str) -> bool:
