@@ -56,6 +56,7 @@ setup(
             "cloud_filter = perception_pkg.ros.nodes.cloud_filter:main",
             "detection = perception_pkg.ros.nodes.detection:main",
             "pose = perception_pkg.ros.nodes.pose:main",
+            "completion = perception_pkg.ros.nodes.completion:main",
         ],
     },
 )

@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     _add_detect(sub)
     _add_pose(sub)
+    _add_completion(sub)
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -113,6 +114,17 @@ def _add_pose(sub: argparse._SubParsersAction) -> None:
     else:
         module.add_arguments(pose)
         pose.set_defaults(func=module.run)
+
+
+def _add_completion(sub: argparse._SubParsersAction) -> None:
+    from perception_pkg.cli import eval_completion_cmd
+
+    c = sub.add_parser(
+        "completion", help="SoftPoolNet completion vs baselines (CD, EMD, F-score, Fidelity, Consistency)",
+        description=eval_completion_cmd.__doc__,
+    )  # fmt: skip
+    eval_completion_cmd.add_arguments(c)
+    c.set_defaults(func=eval_completion_cmd.run)
 
 
 def _pose_missing(args: argparse.Namespace) -> int:

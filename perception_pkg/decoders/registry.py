@@ -1,7 +1,9 @@
 """Decoder names a card can use (``decoder.type``), imported on use.
 
-A decoder in its own file registers by adding a line here, or a card can name any class directly as
-``package.module:ClassName`` (a subclass of :class:`perception_pkg.decoders.base.Decoder`).
+A decoder in its own file registers by adding a line here. A card names a decoder, never an import
+path: a third-party decoder (a subclass of :class:`perception_pkg.decoders.base.Decoder`) is one an
+installed package registers in the entry-point group ``perception_pkg.decoders``
+(:mod:`perception_pkg.cards.plugins`), loaded only when a card names it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import importlib
 
 from perception_pkg.cards.errors import CardError
+from perception_pkg.cards.plugins import DECODER_GROUP, load_plugin, unknown
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import Decoder
 
 DECODERS: dict[str, str] = {
     "centernet": "perception_pkg.decoders.detection.centernet:CenterNetDecoder",
+    "completion": "perception_pkg.decoders.completion:CompletionDecoder",
     "heatmap_argmax": "perception_pkg.decoders.pose.heatmap_argmax:HeatmapArgmaxDecoder",
     "image": "perception_pkg.decoders.image:ImageDecoder",
     "integral": "perception_pkg.decoders.pose.integral:IntegralDecoder",
@@ -28,20 +32,18 @@ DECODERS: dict[str, str] = {
 
 
 def decoder_class(name: str, source: str | None = None) -> type[Decoder]:
-    target = DECODERS.get(name, name)
-    if ":" not in target:
-        raise CardError(
-            "decoder.type",
-            f"unknown decoder {name!r} (known: {sorted(DECODERS)}, or 'package.module:ClassName')",
-            source,
-        )
-    module, _, attr = target.partition(":")
-    try:
+    """The class ``decoder.type`` names: a DECODERS entry, else an installed ``perception_pkg.decoders``
+    entry point of that name; CardError otherwise (nothing is imported for an unknown name)."""
+    target = DECODERS.get(name)
+    if target is not None:
+        module, _, attr = target.partition(":")
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise CardError("decoder.type", f"cannot import decoder {target!r}: {exc}", source) from exc
+    else:
+        cls = load_plugin(DECODER_GROUP, name, "decoder.type", source)
+        if cls is None:
+            raise CardError("decoder.type", unknown("decoder", name, sorted(DECODERS), DECODER_GROUP), source)
     if not (isinstance(cls, type) and issubclass(cls, Decoder)):
-        raise CardError("decoder.type", f"{target!r} is not a Decoder subclass", source)
+        raise CardError("decoder.type", f"{name!r} is not a Decoder subclass", source)
     return cls
 
 

@@ -27,6 +27,7 @@ from perception_pkg.engines.base import BackendUnavailable, Engine, TensorSpec
 
 #: torch.factory names a card may use -> the project's constructor (module:attribute, imported on use)
 TORCH_FACTORIES: dict[str, str] = {
+    "sim_completion": "perception_pkg.training.completion_net:build",
     "sim_detector": "perception_pkg.training.detector_net:SimDetector",
     "sim_pose": "perception_pkg.training.pose_model:build",
     "tiny_centernet": "perception_pkg.training.models:TinyCenterNet",

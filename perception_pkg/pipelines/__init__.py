@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from perception_pkg.pipelines import cloud_filter, detection, pose
+from perception_pkg.pipelines import cloud_filter, completion, detection, pose
 from perception_pkg.pipelines.base import Job, Pipeline, Port, private_topic
 from perception_pkg.runtime.settings import NodeSettings, from_params, specs
 
@@ -30,6 +30,8 @@ class PipelineSpec:
         """Settings from a node's parameter values (a params file section, flattened). The node-level
         parameters (QoS, diagnostics) are known but not part of the capability's settings."""
         node_params = [s.param for s in specs(NodeSettings)]
+        # rclpy's per-topic QoS overrides concern a live graph only (a bag has no QoS)
+        params = {k: v for k, v in params.items() if not k.startswith("qos_overrides.")}
         own = {k: v for k, v in params.items() if k not in node_params}
         from_params(NodeSettings, {k: v for k, v in params.items() if k in node_params}, self.name)
         return from_params(self.settings, own, self.name, also_known=node_params)
@@ -39,6 +41,7 @@ PIPELINES: dict[str, PipelineSpec] = {
     "cloud_filter": PipelineSpec("cloud_filter", cloud_filter.CloudFilterSettings, cloud_filter.create),
     "detection": PipelineSpec("detection", detection.DetectionSettings, detection.create),
     "pose": PipelineSpec("pose", pose.PoseSettings, pose.create),
+    "completion": PipelineSpec("completion", completion.CompletionSettings, completion.create),
 }
 
 

@@ -4,4 +4,5 @@ NODES: dict[str, str] = {
     "cloud_filter": "perception_pkg.ros.nodes.cloud_filter:CloudFilterNode",
     "detection": "perception_pkg.ros.nodes.detection:DetectionNode",
     "pose": "perception_pkg.ros.nodes.pose:PoseNode",
+    "completion": "perception_pkg.ros.nodes.completion:CompletionNode",
 }
