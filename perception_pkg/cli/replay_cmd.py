@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_PIPELINES = ["cloud_filter", "detection", "pose"]
+DEFAULT_PIPELINES = ["cloud_filter", "detection", "pose", "completion"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
