@@ -1,132 +1,172 @@
-"""640x480 rgb8 image from one process to a callback in another: latency with and without our DDS profile.
+"""Large messages between processes: how many arrive intact, and publish-to-callback latency, by size.
 
-Each configuration runs a fresh subscriber and publisher process pair (Fast DDS reads the profile once
-per process). The publisher stamps header.stamp with the wall clock right before publish(); the
-subscriber records wall clock at the start of its callback. Both run on this host, so the difference is
-publish-to-callback latency.
+Each case runs a fresh subscriber and publisher process pair (Fast DDS reads its profile once per
+process) from ``perception_pkg.ros.traffic``: the publisher stamps ``header.stamp`` with the wall
+clock right before ``publish()`` and writes the stamp into a seeded payload; the subscriber records
+the wall clock at the start of its callback and checks the payload byte for byte. Both run on this
+host, so the difference is publish-to-callback latency.
 
-    python benchmarks/bench_pubsub.py [--count 300] [--rate 30] [--json out.json]
+Profiles: ``default`` (Fast DDS defaults: a camera driver, RViz, a recorder), ``ours``
+(config/dds/fastdds_large_messages.xml) and ``before`` (the profile this repository shipped before:
+shared memory with a 16 MB segment). Cases, as ``publisher -> subscriber``:
+
+- ``default -> ours``: a driver on defaults feeding our node; the node's ``auto`` input reliability
+  subscribes reliable to a reliable driver and best effort to a best-effort one (both measured, and
+  best effort to a reliable driver, to show what ``auto`` buys);
+- ``ours -> default``: our node's output to a consumer on defaults (best effort and reliable);
+- ``default -> default`` and ``default -> before``: the baselines, measured in the same run.
+
+    python benchmarks/bench_pubsub.py [--count 20] [--rate 5] [--sizes 640x480,1920x1080,3840x2160]
+        [--cases default:ours,...] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import array
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-TOPIC = "/bench/image"
+from perception_pkg.ros.traffic import Shape, child_env, publisher_args
+
+TOPIC = "/bench/large"
+BEFORE_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"><profiles>
+  <transport_descriptors>
+    <transport_descriptor><transport_id>shm16</transport_id><type>SHM</type>
+      <segment_size>16777216</segment_size><port_queue_capacity>64</port_queue_capacity></transport_descriptor>
+    <transport_descriptor><transport_id>udp</transport_id><type>UDPv4</type></transport_descriptor>
+  </transport_descriptors>
+  <participant profile_name="before" is_default_profile="true"><rtps>
+    <useBuiltinTransports>false</useBuiltinTransports>
+    <userTransports><transport_id>shm16</transport_id><transport_id>udp</transport_id></userTransports>
+  </rtps></participant>
+</profiles></dds>
+"""
+# (publisher profile, subscriber profile, publisher reliability, subscriber reliability)
+DEFAULT_CASES = [
+    ("default", "default", "reliable", "best_effort"),  # a plain best-effort subscriber
+    ("default", "before", "reliable", "best_effort"),  # our node before: old profile, best effort
+    ("default", "ours", "reliable", "best_effort"),  # our profile, best effort: why auto matters
+    ("default", "ours", "reliable", "reliable"),  # our node now (auto) with a reliable driver
+    ("default", "ours", "best_effort", "best_effort"),  # our node now (auto) with a best-effort driver
+    ("ours", "default", "reliable", "best_effort"),  # our output -> a best-effort viewer
+    ("ours", "default", "reliable", "reliable"),  # our output -> RViz / a recorder (reliable)
+]
 
 
-def _env(profile: bool, domain: int) -> dict[str, str]:
-    from perception_pkg.ros.dds import PROFILE_VARS, use_large_message_profile
-
-    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
-    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    if profile:
-        use_large_message_profile(env)
-    return env
-
-
-def run_sub(count: int, out: str) -> None:
-    import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    rclpy.init()
-    node = rclpy.create_node("bench_sub")
-    lat: list[float] = []
-
-    def cb(msg: Image) -> None:
-        now = time.time_ns()
-        lat.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
-
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(Image, TOPIC, cb, qos)
-    deadline = time.monotonic() + 120
-    while len(lat) < count and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    np.save(out, np.asarray(lat))
-    node.destroy_node()
-    rclpy.shutdown()
+def parse_case(text: str) -> tuple[str, str, str, str]:
+    """``pub:sub[:pub_reliability[:sub_reliability]]``."""
+    parts = text.split(":")
+    pub, sub = parts[0], parts[1]
+    pub_rel = parts[2] if len(parts) > 2 else "reliable"
+    sub_rel = parts[3] if len(parts) > 3 else "best_effort"
+    return pub, sub, pub_rel, sub_rel
 
 
-def run_pub(count: int, rate: float) -> None:
-    import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    rclpy.init()
-    node = rclpy.create_node("bench_pub")
-    pub = node.create_publisher(Image, TOPIC, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
-    frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-    msg.data = array.array("B", frame.tobytes())
-    deadline = time.monotonic() + 30
-    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    time.sleep(0.5)  # let the reliable reader finish matching its locators
-    period = 1.0 / rate
-    for _ in range(count + 20):  # extra messages cover any lost during start-up
-        now = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 10**9)
-        pub.publish(msg)
-        time.sleep(period)
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-def measure(profile: bool, count: int, rate: float, domain: int, tmp: str) -> np.ndarray:
-    env = _env(profile, domain)
-    out = os.path.join(tmp, f"lat_{int(profile)}.npy")
-    me = [sys.executable, os.path.abspath(__file__)]
-    sub = subprocess.Popen([*me, "--role", "sub", "--count", str(count), "--out", out], env=env)
-    pub = subprocess.Popen([*me, "--role", "pub", "--count", str(count), "--rate", str(rate)], env=env)
-    pub.wait(timeout=180)
-    sub.wait(timeout=180)
-    return np.load(out)
+def measure(
+    case: tuple[str, str, str, str], shape: Shape, count: int, rate: float, domain: int, tmp: Path
+) -> dict:
+    pub_profile, sub_profile, pub_rel, sub_rel = case
+    profiles = {"before": str(tmp / "before.xml")}
+    base = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
+    base.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    out = tmp / f"sub_{domain}.json"
+    spec = f"{shape.width}x{shape.height}" if shape.kind == "image" else f"{shape.points}pts"
+    sub_cmd = [
+        sys.executable,
+        "-m",
+        "perception_pkg.ros.traffic",
+        "subscribe",
+        "--topic",
+        TOPIC,
+        "--shape",
+        spec,
+        "--count",
+        str(count),
+        "--seconds",
+        "120",
+        "--reliability",
+        sub_rel,
+        "--out",
+        str(out),
+    ]
+    sub = subprocess.Popen(
+        sub_cmd,
+        env=child_env(profiles.get(sub_profile, sub_profile), base),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert sub.stdout is not None
+    sub.stdout.readline()  # "ready"
+    pub_cmd = [sys.executable, *publisher_args(TOPIC, shape, rate=rate, count=count, reliability=pub_rel)]
+    pub = subprocess.Popen(
+        pub_cmd,
+        env=child_env(profiles.get(pub_profile, pub_profile), base),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    pub_out, _ = pub.communicate(timeout=180)
+    sent = int(pub_out.split()[-1]) if pub_out.strip() else 0
+    try:
+        sub.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        sub.terminate()
+        sub.wait(timeout=30)
+    got = json.loads(out.read_text())
+    lat = np.asarray(got["latency_ms"])
+    return {
+        "case": f"{pub_profile}({pub_rel}) -> {sub_profile}({sub_rel})",
+        "size": str(shape),
+        "mbytes": shape.nbytes / 1e6,
+        "sent": sent,
+        "received": got["received"],
+        "intact": got["intact"],
+        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--role", choices=["bench", "pub", "sub"], default="bench")
-    ap.add_argument("--count", type=int, default=300)
-    ap.add_argument("--rate", type=float, default=30.0)
-    ap.add_argument("--out", default="")
+    ap.add_argument("--count", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=5.0)
+    ap.add_argument(
+        "--sizes",
+        default="640x480,1920x1080,3840x2160",
+        help="comma-separated WxH (rgb8) or Npts (cloud), e.g. 1Mpts",
+    )
+    ap.add_argument("--cases", default="", help="comma-separated pub:sub[:pub_rel[:sub_rel]]; default: all")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
-    if args.role == "sub":
-        return run_sub(args.count, args.out)
-    if args.role == "pub":
-        return run_pub(args.count, args.rate)
-
-    import tempfile
-
-    results = {}
+    cases = [parse_case(c) for c in args.cases.split(",")] if args.cases else DEFAULT_CASES
+    shapes = [Shape.parse(s) for s in args.sizes.split(",")]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        base_domain = 40 + os.getpid() % 50
-        for i, (name, profile) in enumerate([("default", False), ("shm_16mb_profile", True)]):
-            lat = measure(profile, args.count, args.rate, base_domain + i, tmp)
-            results[name] = {
-                "n": int(lat.size),
-                "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-                "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-            }
-    d, p = results["default"], results["shm_16mb_profile"]
-    results["p50_ratio_default_over_profile"] = d["p50_ms"] / p["p50_ms"]
-    print(f"{'config':<20}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}")
-    for name in ("default", "shm_16mb_profile"):
-        r = results[name]
-        print(f"{name:<20}{r['n']:>6}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}")
-    print(f"p50 ratio default/profile: {results['p50_ratio_default_over_profile']:.1f}x")
+        (Path(tmp) / "before.xml").write_text(BEFORE_PROFILE)
+        domain = 40 + os.getpid() % 50
+        for shape in shapes:
+            for case in cases:
+                domain = 40 + (domain - 39) % 150
+                r = measure(case, shape, args.count, args.rate, domain, Path(tmp))
+                results.append(r)
+                print(
+                    f"{r['size']:>16} {r['mbytes']:6.1f} MB  {r['case']:<44} "
+                    f"intact {r['intact']:>3}/{r['sent']:<3} "
+                    f"p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms",
+                    flush=True,
+                )
+                time.sleep(0.5)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

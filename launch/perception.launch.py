@@ -6,9 +6,11 @@
     ros2 launch perception_pkg perception.launch.py nodes:=pose   # set pose.detections_topic or detector_card
     ros2 launch perception_pkg perception.launch.py container:=false   # one process per node
 
-By default all nodes share one process with a multi-threaded executor (`perception run`), the Python
-equivalent of a composable container: no serialisation between them. The shared-memory Fast DDS profile
-for large messages is set unless the environment already names one.
+By default all nodes share one process (`perception run`), the Python
+equivalent of a composable container (one executor thread for the callbacks, a worker thread per node).
+Our Fast DDS profile for large messages (config/dds/fastdds_large_messages.xml) is set unless the
+environment already names one; for best-effort camera or LiDAR drivers with frames of several MB, also
+raise the kernel's socket buffer limit (README, "Pub/sub across processes").
 """
 
 import os

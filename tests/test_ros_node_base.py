@@ -135,7 +135,7 @@ def test_cloud_filter_node_in_another_process_filters_counts_bad_input_and_keeps
             node, lambda: diags and int(_diag_values(diags[-1]).get("malformed", 0)) >= 2, 10
         ), [(_diag_values(d)) for d in diags[-3:]]
         last = _diag_values(diags[-1])
-        assert "PointCloud2" in last["last_error"]
+        assert "PointCloud2" in last["last_malformed"] and last["last_error"] == ""
         assert diags[-1].status[0].level == DiagnosticStatus.WARN
 
         # still alive and still working
@@ -242,3 +242,228 @@ def test_slow_node_processes_newest_frame_and_counts_dropped_ones(ros_domain: in
         finally:
             executor.shutdown()
             slow.destroy_node()
+
+
+def _reliable(depth: int = 10):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _cloud_node(context, **params):
+    from helpers.ros_harness import node_parameters
+
+    from perception_pkg.ros.nodes.cloud_filter import CloudFilterNode
+
+    base = {"input_topic": "/live/points", "output_topic": "/live/filtered", "log_throttle_s": 0.0}
+    return CloudFilterNode(context=context, parameter_overrides=node_parameters({**base, **params}))
+
+
+def test_silence_warns_naming_the_topic_rates_decay_and_levels_describe_the_recent_window(
+    ros_domain: int,
+) -> None:
+    """A camera that pauses is no longer invisible, and one malformed frame no longer leaves the node
+    WARN forever: the level follows the last ``status_window_s``; totals stay counters."""
+    from helpers.ros_harness import spun_node
+    from sensor_msgs.msg import PointCloud2
+
+    from perception_pkg.msgs import MessageFactory
+
+    types = MessageFactory.rclpy()
+    with (
+        ros_node("live_driver") as driver,
+        spun_node(
+            _cloud_node(driver.context, diagnostics_period_s=0.1, input_timeout_s=0.5, status_window_s=1.0)
+        ) as node,
+    ):
+        pub = driver.create_publisher(PointCloud2, "/live/points", _reliable())
+        assert spin_until(driver, lambda: pub.get_subscription_count() > 0)
+        stamp = [1_000_000_000]
+
+        def stream(seconds: float) -> None:  # 20 Hz
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                stamp[0] += 50_000_000
+                pub.publish(_cloud(types, np.array([[5.0, 0, 0]]), stamp[0]))
+                spin_until(driver, lambda: False, 0.05)
+
+        assert spin_until(driver, lambda: node.status()[0] == 1, 2)  # nothing yet, 0.5 s after start
+        assert node.status()[1].startswith("no input on /live/points for "), node.status()[1]
+        stream(1.5)
+        level, message, values = node.status()
+        assert (level, message) == (0, "ok") and 14 < float(dict(values)["input_rate_hz"]) < 26, values
+        spin_until(driver, lambda: False, 0.8)  # the camera pauses
+        level, message, values = node.status()
+        assert level == 1 and message.startswith("no input on /live/points for "), message
+        paused_rate = float(dict(values)["input_rate_hz"])
+        assert paused_rate < 10, values  # decays: it was ~20 Hz
+        spin_until(driver, lambda: False, 0.5)
+        assert float(dict(node.status()[2])["input_rate_hz"]) < paused_rate
+
+        bad = _cloud(types, np.ones((10, 3)), stamp[0] + 50_000_000)
+        bad.data = array.array("B", bytes(bad.data)[:40])
+        stamp[0] += 50_000_000
+        pub.publish(bad)
+        assert spin_until(driver, lambda: node.stats.snapshot().malformed == 1, 2)  # before the next frame
+        stream(0.3)
+        level, message, values = node.status()
+        assert level == 1 and "malformed input (1)" in message and "PointCloud2" in message, message
+        assert dict(values)["errors"] == "0" and dict(values)["last_error"] == ""  # not a processing error
+        stream(1.3)  # the malformed frame is older than the 1 s window now
+        level, message, values = node.status()
+        assert (level, message) == (0, "ok"), message
+        assert dict(values)["malformed"] == "1" and dict(values)["recent_malformed"] == "0"
+        assert dict(values)["last_malformed"].startswith("sensor_msgs/msg/PointCloud2.data")
+
+
+def test_pipeline_latency_is_published_per_frame_from_the_header_stamp(ros_domain: int) -> None:
+    from helpers.ros_harness import spun_node
+    from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import Float64
+
+    from perception_pkg.msgs import MessageFactory
+
+    types = MessageFactory.rclpy()
+    latencies: list[float] = []
+    with ros_node("latency_driver") as driver, spun_node(_cloud_node(driver.context)) as node:
+        driver.create_subscription(
+            Float64, "/cloud_filter/debug/pipeline_latency_ms", lambda m: latencies.append(m.data), 10
+        )
+        pub = driver.create_publisher(PointCloud2, "/live/points", _reliable())
+        assert spin_until(
+            driver,
+            lambda: (
+                pub.get_subscription_count() > 0
+                and driver.count_subscribers("/cloud_filter/debug/pipeline_latency_ms") >= 0
+            ),
+        )
+        assert spin_until(
+            driver, lambda: driver.count_publishers("/cloud_filter/debug/pipeline_latency_ms") > 0
+        )
+
+        def aged(ms: float):  # a cloud stamped ``ms`` before now (ROS time = wall clock here)
+            return _cloud(types, np.array([[5.0, 0, 0]]), time.time_ns() - int(ms * 1e6))
+
+        assert publish_until(driver, pub, aged(250.0), lambda: bool(latencies))
+        latencies.clear()
+        sent = time.monotonic()
+        pub.publish(aged(250.0))
+        assert spin_until(driver, lambda: bool(latencies), 5)
+        waited_ms = (time.monotonic() - sent) * 1e3
+        assert 250.0 <= latencies[0] <= 250.0 + waited_ms, (latencies, waited_ms)
+        values = dict(node.status()[2])
+        assert 250.0 <= float(values["pipeline_latency_p50_ms"]) < 250.0 + waited_ms + 50, values
+
+
+def test_corrupt_cdr_is_counted_as_malformed_input_not_lost_in_rmw(ros_domain: int) -> None:
+    from helpers.ros_harness import spun_node
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import PointCloud2
+
+    from perception_pkg.msgs import MessageFactory
+
+    types = MessageFactory.rclpy()
+    outputs: list = []
+    with ros_node("cdr_driver") as driver, spun_node(_cloud_node(driver.context)) as node:
+        driver.create_subscription(PointCloud2, "/live/filtered", outputs.append, _reliable())
+        pub = driver.create_publisher(PointCloud2, "/live/points", _reliable())
+        assert publish_until(driver, pub, _cloud(types, np.array([[5.0, 0, 0]]), 1), lambda: bool(outputs))
+        base = node.stats.snapshot()
+        cloud = _cloud(types, np.ones((4, 3)), 2)
+        raw = bytearray(serialize_message(cloud))
+        at = raw.rfind(len(cloud.data).to_bytes(4, "little"), 0, len(raw) - len(cloud.data))
+        raw[at : at + 4] = (2**31).to_bytes(4, "little")  # the data length: far beyond the buffer
+        for corrupt in (bytes(raw), bytes(raw[:14])):  # a header, a sequence past the end; a cut header
+            pub.publish(corrupt)
+            spin_until(driver, lambda: False, 0.3)  # let the worker take it (latest-frame slot)
+        pub.publish(_cloud(types, np.array([[6.0, 0, 0]]), 3))
+        assert spin_until(driver, lambda: any(o.header.stamp.nanosec == 3 for o in outputs), 5)
+        assert spin_until(driver, lambda: node.stats.snapshot().malformed >= base.malformed + 2, 5)
+        snap = node.stats.snapshot()
+        assert snap.received == base.received + 3 and snap.errors == 0
+        assert snap.processed + snap.dropped + snap.malformed == snap.received
+        assert "CDR" in snap.last_malformed or "header" in snap.last_malformed, snap.last_malformed
+
+
+def _best_effort(depth: int = 10):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def test_an_incompatible_publisher_gets_one_warning_naming_topic_policies_and_parameter(
+    ros_domain: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.ros_harness import spun_node
+    from sensor_msgs.msg import PointCloud2
+
+    seen: list[str] = []
+
+    def warned() -> bool:
+        seen.extend(capfd.readouterr().err.splitlines())
+        return any("QoS mismatch" in line for line in seen)
+
+    with (
+        ros_node("qos_driver") as driver,
+        spun_node(
+            _cloud_node(driver.context, diagnostics_period_s=0.1, **{"input_qos.reliability": "reliable"})
+        ) as node,
+    ):
+        driver.create_publisher(PointCloud2, "/live/points", _best_effort())  # a sensor_data driver
+        assert spin_until(driver, warned, 10), seen
+        spin_until(driver, lambda: False, 1.5)  # the periodic checks (10 Hz here) must not repeat it
+        warned()
+        assert node.status()[0] == 1  # and nothing arrives: silence is reported too
+    lines = [line for line in seen if "QoS mismatch" in line]
+    assert len(lines) == 1, lines
+    for part in (
+        "/live/points",
+        "offers reliability BEST_EFFORT",
+        "requests RELIABLE",
+        "cloud_filter.input_qos.reliability",
+        "qos_overrides./live/points.subscription.reliability",
+    ):
+        assert part in lines[0], (part, lines[0])
+
+
+def test_auto_reliability_follows_a_best_effort_publisher_and_receives_from_it(
+    ros_domain: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.ros_harness import spun_node
+    from rclpy.qos import ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from perception_pkg.msgs import MessageFactory
+
+    types = MessageFactory.rclpy()
+    outputs: list = []
+    with ros_node("auto_driver") as driver, spun_node(_cloud_node(driver.context)) as node:
+        (inp,) = node._inputs
+        assert inp.auto and inp.reliability == "reliable"  # no publisher yet: the ROS default
+        driver.create_subscription(PointCloud2, "/live/filtered", outputs.append, _reliable())
+        pub = driver.create_publisher(PointCloud2, "/live/points", _best_effort())
+        cloud = _cloud(types, np.array([[5.0, 0, 0]]), 7)
+        assert publish_until(driver, pub, cloud, lambda: bool(outputs), timeout=10)
+        assert inp.reliability == "best_effort"
+        assert inp.subscription.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    err = capfd.readouterr().err
+    assert "goes from reliable to best_effort (input_qos.reliability: auto)" in err
+    assert "QoS mismatch" not in err
+
+
+def test_qos_overrides_pin_an_input_and_a_misspelt_one_names_the_closest(ros_domain: int) -> None:
+    from helpers.ros_harness import spun_node
+    from rclpy.qos import ReliabilityPolicy
+
+    from perception_pkg.runtime.settings import ConfigError
+
+    pinned = {"qos_overrides./live/points.subscription.reliability": "best_effort"}
+    with ros_node("pin_driver") as driver, spun_node(_cloud_node(driver.context, **pinned)) as node:
+        (inp,) = node._inputs
+        assert not inp.auto and inp.subscription.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        out = node._pubs["filtered"]
+        assert out.qos_profile.reliability == ReliabilityPolicy.RELIABLE  # output_qos untouched
+    typo = {"qos_overrides./live/pionts.subscription.reliability": "best_effort"}
+    with ros_node("typo_driver") as driver, pytest.raises(ConfigError) as exc:
+        _cloud_node(driver.context, **typo)
+    assert "did you mean 'qos_overrides./live/points.subscription.reliability'" in str(exc.value)

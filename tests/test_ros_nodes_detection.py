@@ -309,7 +309,7 @@ def test_bad_input_is_counted_and_the_node_keeps_working(ros_domain: int, compre
         assert spin_until(driver, lambda: any(_ns(m) == 3_000_000_000 for m in dets), 10)
         snap = node.stats.snapshot()
         assert snap.errors == 0 and snap.malformed == base.malformed + 3
-        assert ("CompressedImage" if compressed else "Image") in snap.last_error
+        assert ("CompressedImage" if compressed else "Image") in snap.last_malformed and not snap.last_error
         assert len(fixed.calls) == snap.processed  # bad frames never reached the detector
 
 

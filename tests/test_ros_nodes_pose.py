@@ -205,7 +205,7 @@ def test_pose_node_planted_model_exact_keypoints_stamps_and_bad_input(
             10,
         ), _diag(d.diags)
         diag = _diag(d.diags)
-        assert "Image" in diag["last_error"] or "Detection2DArray" in diag["last_error"]
+        assert "Image" in diag["last_malformed"] or "Detection2DArray" in diag["last_malformed"]
         assert int(diag["expired"]) >= 1 and int(diag["errors"]) == 0
 
         # still alive and working

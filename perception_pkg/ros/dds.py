@@ -1,4 +1,6 @@
-"""DDS set-up that has to happen before rclpy.init: the shared-memory profile for large messages."""
+"""DDS set-up that has to happen before rclpy.init: our Fast DDS profile for large messages
+(config/dds/fastdds_large_messages.xml: inputs over UDP with large socket buffers, outputs over shared
+memory from a 64 MB segment; the file says why, README "Pub/sub across processes" shows the figures)."""
 
 from __future__ import annotations
 

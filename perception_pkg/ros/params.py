@@ -44,14 +44,17 @@ def declare_settings(node: Node, cls: type[S]) -> S:
     return from_params(cls, values, node.get_name())
 
 
-def check_undeclared(node: Node) -> None:
+def check_undeclared(node: Node, *, qos_overrides: bool = True) -> None:
     """ConfigError for a parameter given to this node (params file, ``-p``) that it does not declare.
 
     rclpy keeps the overrides it was given for a node in ``_parameter_overrides`` (Humble to Jazzy); it
     has no public accessor for them, and without this check a misspelt parameter is silently ignored.
+    Call it after the node's subscriptions and publishers exist: rclpy declares the
+    ``qos_overrides.<topic>.<entity>.<policy>`` parameters of the entities created with
+    QoSOverridingOptions, so an override for a topic the node does not have is caught too
+    (``qos_overrides=False`` leaves them out, for a check before the entities exist).
     """
     overrides = getattr(node, "_parameter_overrides", {}) or {}
     declared = set(node._parameters) | set(ROS_BUILTIN_PARAMETERS)
-    # qos_overrides.* is rclpy's own QoS override namespace; it is read by rclpy, not by us
-    given = [name for name in overrides if not name.startswith("qos_overrides.")]
+    given = [n for n in overrides if qos_overrides or not n.startswith("qos_overrides.")]
     check_known(given, declared, node.get_name())

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -76,15 +77,24 @@ def publish_until(
 
 
 @contextmanager
-def child_process(args: Sequence[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """Run ``python args...`` in a child process; SIGINT then kill it on exit. Output is captured."""
+def child_process(
+    args: Sequence[str], env: dict[str, str] | None = None, *, full_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """Run ``python args...`` in a child process; SIGINT then kill it on exit. Output is captured.
+    ``env`` adds to this process's environment; ``full_env`` replaces it (e.g. without our Fast DDS
+    profile, for a child on Fast DDS defaults: ``perception_pkg.ros.traffic.child_env("default")``)."""
     proc = subprocess.Popen(
         [sys.executable, *args],
-        env={**os.environ, **(env or {})},
+        env=full_env if full_env is not None else {**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    proc.lines = lines  # type: ignore[attr-defined]  # what it printed so far
+    proc.reader = reader  # type: ignore[attr-defined]
     try:
         yield proc
     finally:
@@ -98,7 +108,53 @@ def child_process(args: Sequence[str], env: dict[str, str] | None = None) -> Ite
 
 
 def output_of(proc: subprocess.Popen) -> str:
-    """Everything the (finished) child printed, for assertion messages."""
+    """What the child printed so far (all of it once it has exited), for assertion messages."""
+    reader = getattr(proc, "reader", None)
+    if reader is not None:
+        if proc.poll() is not None:
+            reader.join(timeout=5)
+        return "".join(proc.lines)  # type: ignore[attr-defined]
     if proc.poll() is None:
         return "<still running>"
     return proc.stdout.read() if proc.stdout else ""
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = DISCOVERY_TIMEOUT_S) -> bool:
+    """Wait until the child (started by :func:`child_process`) printed a line starting with ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(line.startswith(text) for line in proc.lines):  # type: ignore[attr-defined]
+            return True
+        if proc.poll() is not None:
+            proc.reader.join(timeout=5)  # type: ignore[attr-defined]
+            return any(line.startswith(text) for line in proc.lines)  # type: ignore[attr-defined]
+        time.sleep(0.02)
+    return False
+
+
+@contextmanager
+def spun_node(node: Any) -> Iterator[Any]:
+    """Spin ``node`` (already created, in its own context) on a thread, as `perception run` does (one
+    single-threaded executor); on exit stop its worker, the executor, then destroy it."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield node
+    finally:
+        stop = getattr(node, "stop_worker", None)
+        if stop is not None:
+            stop()
+        executor.shutdown()
+        spinner.join(timeout=5)
+        node.destroy_node()
+
+
+def node_parameters(params: dict[str, Any]) -> list[Any]:
+    """rclpy parameter overrides from a ``{name: value}`` dict."""
+    from rclpy.parameter import Parameter
+
+    return [Parameter(k, value=v) for k, v in params.items()]
