@@ -211,6 +211,23 @@ def test_cli_writes_what_it_is_asked_for(tmp_path, capsys):
     assert cli_main(["sim", "--frames", "1", "--out", str(tmp_path / "x"), "--weather", "hail"]) == 2
 
 
+def test_cli_force_never_replaces_a_folder_it_did_not_write(tmp_path):
+    theirs = tmp_path / "bag"
+    theirs.mkdir()
+    (theirs / "metadata.yaml").write_text("someone else's bag\n")
+    args = ["sim", "--frames", "1", "--out", str(tmp_path), "--bag", "--force", "--width", "160",
+            "--height", "120", "--azimuth-steps", "300"]  # fmt: skip
+    assert cli_main(args) == 2
+    assert (theirs / "metadata.yaml").read_text() == "someone else's bag\n"
+    # our own earlier output (the marker names it) is replaced with --force
+    other = tmp_path / "ours"
+    assert cli_main([*args[:4], str(other), *args[5:]]) == 0
+    first = (other / "bag" / "metadata.yaml").stat().st_mtime_ns
+    assert cli_main([*args[:4], str(other), *args[5:]]) == 0
+    assert (other / "bag" / "metadata.yaml").stat().st_mtime_ns != first
+    assert cli_main([*args[:4], str(tmp_path / "bag" / "metadata.yaml"), *args[5:]]) == 2  # a file
+
+
 def test_sample_bag_is_built_once_and_reused(tmp_path):
     from rosbags.rosbag2 import Reader
 

@@ -53,11 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dataset without the per-object completion files (much faster; detection/pose evaluation)",
     )  # fmt: skip
     p.add_argument("--frame-step", type=int, default=1, help="render every n-th 10 Hz time step")
-    p.add_argument("--force", action="store_true", help="replace existing OUT/bag and OUT/dataset")
+    p.add_argument("--force", action="store_true", help="replace OUT/bag, OUT/dataset of an earlier run")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from perception_pkg.replay.output import MARKER, OutputFolderError, mark, marked_outputs
     from perception_pkg.sim import WEATHER_KINDS, SceneConfig, generate
 
     if args.weather == "all":
@@ -80,13 +81,37 @@ def _run(args: argparse.Namespace) -> int:
     bag, dataset = args.bag, args.dataset
     if not (bag or dataset or args.contact_sheet):
         bag = dataset = True  # nothing asked for: write both
-    for name, wanted in (("bag", bag), ("dataset", dataset)):
+    # --force replaces only what an earlier run of ours wrote (the output marker names it), never a
+    # folder of the same name that someone else put there
+    if args.out.exists() and not args.out.is_dir():
+        print(f"--out {args.out} is a file, not a folder", file=sys.stderr)
+        return 2
+    try:
+        ours = set(marked_outputs(args.out)) if args.out.is_dir() else set()
+    except OutputFolderError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    targets = [name for name, wanted in (("bag", bag), ("dataset", dataset)) if wanted]
+    for name in targets:
         target = args.out / name
-        if wanted and target.exists():
+        if target.exists() or target.is_symlink():
             if not args.force:
                 print(f"{target} exists; pass --force to replace it", file=sys.stderr)
                 return 2
+            if name not in ours:
+                print(
+                    f"{target} exists and was not written by perception sim (no {MARKER} naming it); "
+                    "remove it yourself or choose another --out: nothing is deleted",
+                    file=sys.stderr,
+                )
+                return 2
+    for name in targets:
+        target = args.out / name
+        if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    mark(args.out, ours | set(targets), written_by="perception sim")
     config = SceneConfig.with_sensors(
         width=args.width,
         height=args.height,

@@ -48,6 +48,21 @@ def _read_marker(folder: Path) -> list[str] | None:
     return [o for o in outputs if o and "/" not in o and "\\" not in o and o not in (".", "..", MARKER)]
 
 
+def marked_outputs(folder: str | Path) -> list[str]:
+    """The entries the marker of ``folder`` names (empty when there is none); OutputFolderError when it
+    does not parse."""
+    return _read_marker(Path(folder)) or []
+
+
+def mark(folder: str | Path, outputs: Iterable[str], written_by: str = "perception") -> None:
+    """Write the marker of ``folder`` naming ``outputs`` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(set(outputs))
+    text = json.dumps({"written_by": written_by, "outputs": names}, indent=1)
+    (folder / MARKER).write_text(text + "\n")
+
+
 @dataclass
 class OutputFolder:
     """A checked output folder (:func:`check_output`); :meth:`claim` removes our earlier outputs."""
@@ -66,9 +81,7 @@ class OutputFolder:
             elif entry.exists() or entry.is_symlink():
                 entry.unlink()
         self.earlier = []
-        names = sorted(set(outputs))
-        text = json.dumps({"written_by": self.written_by, "outputs": names}, indent=1)
-        (self.path / MARKER).write_text(text + "\n")
+        mark(self.path, outputs, self.written_by)
 
 
 def check_output(path: str | Path, force: bool = False, written_by: str = "perception") -> OutputFolder:
