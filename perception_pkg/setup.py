@@ -57,6 +57,7 @@ setup(
             "detection = perception_pkg.ros.nodes.detection:main",
             "pose = perception_pkg.ros.nodes.pose:main",
             "completion = perception_pkg.ros.nodes.completion:main",
+            "weather = perception_pkg.ros.nodes.weather:main",
         ],
     },
 )

@@ -20,14 +20,15 @@ POSE_MODULE = "perception_pkg.cli.eval_pose_cmd"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
-        help="evaluate a model against simulator ground truth (detect, pose)",
+        help="evaluate a model against ground truth (detect, pose, completion, weather)",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     sub = p.add_subparsers(dest="eval_command", metavar="WHAT")
     sub.required = True
     _add_detect(sub)
     _add_pose(sub)
-    _add_completion(sub)
+    _add_module(sub, "completion")
+    _add_module(sub, "weather")
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -116,15 +117,19 @@ def _add_pose(sub: argparse._SubParsersAction) -> None:
         pose.set_defaults(func=module.run)
 
 
-def _add_completion(sub: argparse._SubParsersAction) -> None:
-    from perception_pkg.cli import eval_completion_cmd
+# subcommands whose module has add_arguments(parser), run(args) and a docstring
+_SUBCOMMANDS = {
+    "completion": ("eval_completion_cmd", "SoftPoolNet completion vs baselines (CD, EMD, F-score, Fidelity)"),
+    "weather": ("eval_weather_cmd", "weather restoration: PSNR/SSIM, detection AP by condition and severity"),
+}
 
-    c = sub.add_parser(
-        "completion", help="SoftPoolNet completion vs baselines (CD, EMD, F-score, Fidelity, Consistency)",
-        description=eval_completion_cmd.__doc__,
-    )  # fmt: skip
-    eval_completion_cmd.add_arguments(c)
-    c.set_defaults(func=eval_completion_cmd.run)
+
+def _add_module(sub: argparse._SubParsersAction, name: str) -> None:
+    module_name, help_text = _SUBCOMMANDS[name]
+    module: Any = importlib.import_module(f"perception_pkg.cli.{module_name}")
+    parser = sub.add_parser(name, help=help_text, description=module.__doc__)
+    module.add_arguments(parser)
+    parser.set_defaults(func=module.run)
 
 
 def _pose_missing(args: argparse.Namespace) -> int:

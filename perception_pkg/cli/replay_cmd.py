@@ -14,7 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_PIPELINES = ["cloud_filter", "detection", "pose", "completion"]
+DEFAULT_PIPELINES = ["cloud_filter", "detection", "pose", "completion", "weather"]
+# the demo's weather node restores the sample bag's fog camera (detection keeps the clear one); a -p of
+# the user's wins, being applied after these
+DEMO_PARAMS = [
+    "weather.image_topic=/camera/fog/image_raw",
+    "weather.camera_info_topic=/camera/fog/camera_info",
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -180,5 +186,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     bag = ensure_sample_bag()
     args.force = True  # the demo replaces its own earlier outputs (never other files in --out)
+    chosen = {name.strip() for name in args.pipelines.split(",")}
+    args.param = [*(p for p in DEMO_PARAMS if p.split(".", 1)[0] in chosen), *args.param]
     print(f"sample bag: {bag}")
     return _run(bag, Path(args.out), args)

@@ -14,6 +14,7 @@ _JOBS = {
     "detector": ("perception_pkg.training.detector_train", "2D/3D detector (+ bottom-up pose heads)"),
     "pose": ("perception_pkg.training.pose_train", "top-down pose networks and their decoder cards"),
     "completion": ("perception_pkg.training.completion_train", "SoftPoolNet car completion (sim_completion)"),
+    "weather": ("perception_pkg.training.weather_train", "ForkGAN restorer + classifier (sim_weather)"),
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from perception_pkg.pipelines import cloud_filter, completion, detection, pose
+from perception_pkg.pipelines import cloud_filter, completion, detection, pose, weather
 from perception_pkg.pipelines.base import Job, Pipeline, Port, private_topic
 from perception_pkg.runtime.settings import NodeSettings, from_params, specs
 
@@ -42,6 +42,7 @@ PIPELINES: dict[str, PipelineSpec] = {
     "detection": PipelineSpec("detection", detection.DetectionSettings, detection.create),
     "pose": PipelineSpec("pose", pose.PoseSettings, pose.create),
     "completion": PipelineSpec("completion", completion.CompletionSettings, completion.create),
+    "weather": PipelineSpec("weather", weather.WeatherSettings, weather.create),
 }
 
 

@@ -40,10 +40,10 @@ from perception_pkg.msgs import (
     detection2d_array,
     detection3d_array,
     image_to_bgr,
-    stamp_to_ns,
 )
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted
+from perception_pkg.pipelines.pairing import CameraInfoPairing
 from perception_pkg.runtime.settings import ConfigError, setting
 from perception_pkg.viz.detections import draw_detections
 from perception_pkg.viz.markers import detection_markers
@@ -107,9 +107,6 @@ def camera_problem(camera: CameraModel | None, frame_id: str, hw: tuple[int, int
     return ""
 
 
-_KEEP_INFOS = 16  # CameraInfos remembered by stamp, for images that arrive after their CameraInfo
-
-
 class DetectionPipeline(Pipeline):
     """Images paired with CameraInfo by stamp (module docstring), then detected and published."""
 
@@ -131,16 +128,12 @@ class DetectionPipeline(Pipeline):
                 Port("markers", s.markers_topic, "visualization_msgs/msg/MarkerArray", on_demand=True),
             ]
         self.outputs.append(Port("annotated", s.annotated_topic, IMAGE, on_demand=True, debug=True))
-        self._camera: CameraModel | None = None  # the newest CameraInfo
-        self._infos: dict[int, CameraModel] = {}  # by header stamp, the newest _KEEP_INFOS
-        self._pending: tuple[Job, int, float] | None = None  # (job, its stamp, deadline)
-        self._expect_info = True  # replay: False when the recording has no CameraInfo topic
+        self.pairing = CameraInfoPairing(NODE_NAME, s.camera_info_wait_s)
         self._markers_sent = 0
         self._logged: set[str] = set()
         # frames run without usable CameraInfo although the model lifts to 3D, by reason
         self.no_camera_info = 0
         self.camera_info_mismatch = 0
-        self.camera_info_late = 0  # ran with the newest CameraInfo: the one with its stamp never came
         self.camera_info_status = ""
         self.last_detections = 0
         self.last_timings: dict[str, float] = {}
@@ -150,56 +143,30 @@ class DetectionPipeline(Pipeline):
         """Frames lifted without their own CameraInfo or not at all."""
         return self.no_camera_info + self.camera_info_mismatch
 
+    @property
+    def camera_info_late(self) -> int:
+        return self.pairing.late
+
     def inputs_available(self, keys: set[str]) -> None:
-        self._expect_info = "camera_info" in keys
+        self.pairing.expected = "camera_info" in keys
 
     def accept(self, key: str, msg: Any, now_s: float) -> list[Job]:
-        # parse first, release after: a malformed message raises before a held image leaves the buffer,
-        # so the held image is never lost with the exception
+        # parse first, hand over after (pipelines/pairing.py): a malformed message raises before a held
+        # image leaves the buffer, so the held image is never lost with the exception
         if key == "camera_info":
-            camera = camera_info_to_model(msg)
-            stamp = stamp_to_ns(msg.header)
-            ready = self.poll(now_s)
-            self._camera = camera  # one reference swap: the worker reads it unlocked
-            self._infos[stamp] = camera
-            while len(self._infos) > _KEEP_INFOS:
-                del self._infos[next(iter(self._infos))]
-            if self._pending is not None and self._pending[1] == stamp:
-                job = self._pending[0]
-                job.partner, self._pending = camera, None
-                ready.append(job)
-            return ready
-        stamp = stamp_to_ns(msg.header)
-        own = self._infos.get(stamp)
-        if own is not None or not (self.lifts_3d and self._expect_info):
-            return [*self.poll(now_s), Job(msg, partner=own, arrived=now_s)]
+            return self.pairing.add_info(camera_info_to_model(msg), msg.header, now_s)
+        own = self.pairing.info_for(msg.header)
+        if own is not None or not (self.lifts_3d and self.pairing.expected):
+            return [*self.pairing.poll(now_s), Job(msg, partner=own, arrived=now_s)]
         # decode now, so a malformed image is reported against its own message, not when it is released
         job = Job(msg, arrived=now_s, payload=image_message_to_bgr(msg, self.settings.compressed))
-        ready = self.poll(now_s)
-        if self._pending is not None:  # the next image came first: run the older one now
-            ready.append(self._release())
-        self._pending = (job, stamp, now_s + self.settings.camera_info_wait_s)
-        return ready
+        return self.pairing.hold(job, now_s)
 
     def poll(self, now_s: float) -> list[Job]:
-        """The held image once its wait is over (the node calls this from a timer, replay per message)."""
-        if self._pending is not None and now_s >= self._pending[2]:
-            return [self._release()]
-        return []
+        return self.pairing.poll(now_s)
 
     def finish(self) -> list[Job]:
-        return [self._release()] if self._pending is not None else []
-
-    def _release(self) -> Job:
-        assert self._pending is not None
-        job, _, _ = self._pending
-        self._pending = None
-        if self._camera is not None:  # its own CameraInfo never came: the newest one stands in
-            self.camera_info_late += 1
-            self._log_once(
-                "late", "an image's CameraInfo (same stamp) did not come in time; using the newest"
-            )
-        return job
+        return self.pairing.finish()
 
     def _log_once(self, reason: str, text: str) -> None:
         if reason not in self._logged:
@@ -213,7 +180,7 @@ class DetectionPipeline(Pipeline):
             else image_message_to_bgr(job.msg, self.settings.compressed)
         )
         header = job.msg.header
-        camera = job.partner if job.partner is not None else self._camera
+        camera = job.partner if job.partner is not None else self.pairing.newest
         problem = camera_problem(camera, header.frame_id, image.shape[:2])
         if problem:
             camera = None

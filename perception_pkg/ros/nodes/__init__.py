@@ -5,4 +5,5 @@ NODES: dict[str, str] = {
     "detection": "perception_pkg.ros.nodes.detection:DetectionNode",
     "pose": "perception_pkg.ros.nodes.pose:PoseNode",
     "completion": "perception_pkg.ros.nodes.completion:CompletionNode",
+    "weather": "perception_pkg.ros.nodes.weather:WeatherNode",
 }
