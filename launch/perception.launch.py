@@ -49,7 +49,7 @@ def generate_launch_description() -> LaunchDescription:
             "nodes",
             # pose takes its person boxes from detection (/detection/detections_2d) unless configured
             default_value="cloud_filter,detection,pose",
-            description="comma-separated node names: cloud_filter, detection, pose",
+            description="comma-separated node names: cloud_filter, detection, pose, completion, weather",
         ),
         DeclareLaunchArgument(
             "container",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the interface packages in ros2_ws/src into the active virtual environment with plain cmake
-# (the pip ROS wheels ship no colcon workspace). Skips vision_msgs when a real one is importable, and
+# (the pip ROS wheels ship no colcon workspace). Skips vision_msgs and tf2_msgs when real ones are importable, and
 # skips a package whose sources have not changed since its last build.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,5 +34,10 @@ if "$py" -c "import vision_msgs.msg" 2>/dev/null && [[ ! -f "$venv/share/vision_
   echo "[interfaces] using the installed vision_msgs"
 else
   build_pkg "$here/ros2_ws/src/vision_msgs_subset" vision_msgs
+fi
+if "$py" -c "import tf2_msgs.msg" 2>/dev/null && [[ ! -f "$venv/share/tf2_msgs/.perception_pkg_build_hash" ]]; then
+  echo "[interfaces] using the installed tf2_msgs"
+else
+  build_pkg "$here/ros2_ws/src/tf2_msgs_subset" tf2_msgs
 fi
 build_pkg "$here/ros2_ws/src/perception_msgs" perception_msgs

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers.completion import box_points, detections3d, planted_identity_card, quat_z
+from helpers.completion import box_points, detections3d, planted_identity_card, quat_z, tf_static
 from helpers.ros_harness import child_process, output_of, publish_until, ros_node, spin_until
 
 pytestmark = pytest.mark.ros
@@ -82,12 +82,14 @@ class Driver:
     def connected(self) -> bool:
         return self.cloud_pub.get_subscription_count() > 0 and self.box_pub.get_subscription_count() > 0
 
-    def send(self, xyz: np.ndarray, stamp: int, boxes: list[dict], cloud: Any = None) -> None:
+    def send(
+        self, xyz: np.ndarray, stamp: int, boxes: list[dict], cloud: Any = None, box_frame: str = "lidar"
+    ) -> None:
         from perception_pkg.msgs import make_header, xyz_to_pointcloud
 
         header = make_header(self.types, stamp, "lidar")
         self.cloud_pub.publish(cloud if cloud is not None else xyz_to_pointcloud(xyz, header, self.types))
-        self.box_pub.publish(detections3d(self.types, header, boxes))
+        self.box_pub.publish(detections3d(self.types, make_header(self.types, stamp, box_frame), boxes))
 
     def wait_for(self, stamp: int, timeout: float = 20.0) -> Any:
         from perception_pkg.msgs import stamp_to_ns
@@ -214,3 +216,51 @@ def test_completion_node_with_the_shipped_model_on_sample_bag_cars(ros_domain: i
             yaw = 2 * np.arctan2(b["quat"][2], b["quat"][3])
             share = _inside(objects[int(b["id"])], b["centre"], b["size"], yaw, grow=0.15).mean()
             assert share > 0.95, (b["id"], share)
+
+
+def test_completion_node_brings_boxes_in_through_a_tf_static_sent_before_it_started(
+    ros_domain: int, tmp_path: Path
+) -> None:
+    """/tf_static is sent once, at start-up, by a transient-local publisher: the node, started later,
+    must still receive it (a volatile reader would not) and bring boxes of the camera frame into the
+    scan's."""
+    pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs is not built (scripts/build_interfaces.sh)")
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from tf2_msgs.msg import TFMessage
+
+    card = planted_identity_card(tmp_path / "model")
+    xyz = _scene(np.random.default_rng(1), nan=0)
+    yaw_cam, shift = 0.5, np.array([1.5, -0.5, 0.2])
+    c, s = np.cos(yaw_cam), np.sin(yaw_cam)
+    T = np.eye(4)  # lidar <- camera
+    T[:3, :3], T[:3, 3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]], shift
+    T_inv = np.linalg.inv(T)
+    in_camera = [
+        dict(centre=T_inv[:3, :3] @ np.asarray(ctr) + T_inv[:3, 3], size=size, quat=quat_z(yaw - yaw_cam),
+             id=i, label="car")
+        for ctr, size, yaw, i in CARS
+    ]  # fmt: skip
+    with ros_node("completion_driver") as node:
+        d = Driver(node)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        node.create_publisher(TFMessage, "/tf_static", latched).publish(
+            tf_static(d.types, 0, "lidar", "camera", T)
+        )
+        with child_process(_start(tmp_path, card)) as child:
+            assert spin_until(node, lambda: d.connected() or child.poll() is not None), output_of(child)
+            stamp = 1_700_000_123_000_000_000
+
+            class Pair:
+                def publish(self, _msg: Any) -> None:
+                    d.send(xyz, stamp, in_camera, box_frame="camera")
+
+            assert publish_until(node, Pair(), None, lambda: len(d.completed) >= 1, timeout=40), output_of(
+                child
+            )
+            objects = _objects(d.completed[0])
+            assert sorted(objects) == [3, 4]
+            for ctr, size, yaw, i in CARS:  # inside the boxes as the scan's frame has them
+                assert _inside(objects[int(i)], ctr, size, yaw, grow=0.1 + 1e-4).all()
+            assert spin_until(node, lambda: _diag(d.diags).get("tf", "").startswith("from /tf_static"), 10)

@@ -34,6 +34,7 @@ class Port:
     on_demand: bool = False  # outputs: built only while someone subscribes (live)
     debug: bool = False  # outputs: a debug image, written by replay only with replay_annotated
     depth: int | None = None  # inputs: keep-last depth instead of the node's input_qos.depth
+    latched: bool = False  # inputs: sent once and kept by the publisher (/tf_static): transient local
 
 
 @dataclass

@@ -135,7 +135,10 @@ class CompletionPipeline(Pipeline):
                     )
                     log.warning("completion: %s", self.tf_status)
                 else:
-                    self.inputs.append(Port("tf", s.tf_topic, TF, depth=10))
+                    # tf2's convention: /tf_static is transient local (sent once, kept for late joiners),
+                    # /tf volatile; a transient-local reader of a volatile writer would get nothing
+                    latched = s.tf_topic.rstrip("/").endswith("tf_static")
+                    self.inputs.append(Port("tf", s.tf_topic, TF, depth=10, latched=latched))
                     self.tf_status = f"from {s.tf_topic}"
         self.outputs = [
             Port("completed", s.output_topic, CLOUD),

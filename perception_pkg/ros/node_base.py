@@ -76,6 +76,7 @@ class _Input:
     main: bool
     auto: bool  # reliability follows the publishers
     reliability: str  # "reliable" | "best_effort": what the subscription requests now
+    latched: bool = False  # transient-local (a /tf_static-like input)
     subscription: Any = None
     warned: set[tuple[str, str]] = field(default_factory=set)  # (publisher gid, policy) already reported
 
@@ -118,7 +119,9 @@ class PerceptionNode(Node):
         self.add_input("input", msg_type, topic, self.node_settings.input_depth, main=True)
         self.start_worker()
 
-    def add_input(self, key: str, msg_type: type, topic: str, depth: int, *, main: bool) -> Any:
+    def add_input(
+        self, key: str, msg_type: type, topic: str, depth: int, *, main: bool, latched: bool = False
+    ) -> Any:
         """Subscribe ``topic`` serialized, keep-last ``depth``, with the node's input reliability
         (``auto``: following the publishers, see NodeSettings) unless ``qos_overrides.<topic>.
         subscription.reliability`` pins it; messages reach :meth:`on_input` (the main input's lazily
@@ -127,7 +130,9 @@ class PerceptionNode(Node):
         pinned = f"qos_overrides.{resolved}.subscription.reliability" in (self._parameter_overrides or {})
         mode = self.node_settings.input_reliability
         auto = mode == "auto" and not pinned
-        inp = _Input(key, msg_type, resolved, depth, main, auto, "reliable" if mode == "auto" else mode)
+        inp = _Input(
+            key, msg_type, resolved, depth, main, auto, "reliable" if mode == "auto" else mode, latched
+        )
         if auto:
             inp.reliability = self._publishers_reliability(resolved) or "reliable"
         self._inputs.append(inp)
@@ -153,7 +158,7 @@ class PerceptionNode(Node):
             inp.msg_type,
             inp.topic,
             callback,
-            qos_profile(inp.reliability, inp.depth),
+            qos_profile(inp.reliability, inp.depth, latched=inp.latched),
             raw=True,
             event_callbacks=events,
             qos_overriding_options=QoSOverridingOptions(policies),
@@ -377,7 +382,9 @@ class PipelineNode(PerceptionNode):
             depth = self.node_settings.input_depth
             if port.depth is not None:
                 depth = max(port.depth, depth)
-            self.add_input(port.key, types.cls(port.msgtype), port.topic, depth, main=i == 0)
+            self.add_input(
+                port.key, types.cls(port.msgtype), port.topic, depth, main=i == 0, latched=port.latched
+            )
         check_undeclared(self)  # after the entities: rclpy declares the qos_overrides.* they accept
         if type(self.pipeline).poll is not Pipeline.poll:  # it holds frames for a partner, with a bound
             wait = float(getattr(settings, "camera_info_wait_s", POLL_PERIOD_S[1] * 2))

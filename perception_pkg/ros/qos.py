@@ -22,13 +22,15 @@ from rclpy.qos import (
 _RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 
 
-def qos_profile(reliability: str, depth: int) -> QoSProfile:
-    """Keep-last ``depth``, volatile, with the named reliability (``best_effort`` or ``reliable``)."""
+def qos_profile(reliability: str, depth: int, *, latched: bool = False) -> QoSProfile:
+    """Keep-last ``depth`` with the named reliability (``best_effort`` or ``reliable``); volatile, or
+    transient-local when ``latched`` (a topic like /tf_static whose publisher sends once, at start-up:
+    only a transient-local reader that joins later is given what was sent before it came)."""
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=depth,
         reliability=_RELIABILITY[reliability],
-        durability=DurabilityPolicy.VOLATILE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
     )
 
 
