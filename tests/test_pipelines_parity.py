@@ -14,6 +14,7 @@ import pytest
 from helpers.ros_harness import child_process, output_of, ros_node, spin_until
 
 from perception_pkg.bag import BagWriter, get_typestore, open_bag
+from perception_pkg.completion import resolve_card as completion_card
 from perception_pkg.detection import default_detector_card
 from perception_pkg.msgs import MessageFactory, array_to_image, make_header, stamp_to_ns, xyz_to_pointcloud
 from perception_pkg.pose import default_pose_card
@@ -128,11 +129,14 @@ def _output_types(case: Case) -> list[tuple[str, str]]:
         "/detection/markers": "visualization_msgs/msg/MarkerArray",
         "/t/people": "perception_msgs/msg/PersonArray",
         "/t/skeletons": "visualization_msgs/msg/MarkerArray",
+        "/t/completed": CLOUD,
+        "/t/restored": IMAGE,
+        "/t/restored_info": "sensor_msgs/msg/CameraInfo",
     }
     return [(t, kinds[t]) for t in case.outputs]
 
 
-def _check(tmp_path: Path, case: Case) -> None:
+def _check(tmp_path: Path, case: Case) -> dict[str, list[bytes]]:
     bag = _write(tmp_path / "in", case.messages)
     params = tmp_path / "params.yaml"
     params.write_text(f"{case.node}:\n  ros__parameters:\n{case.params}{COMMON}")
@@ -146,6 +150,7 @@ def _check(tmp_path: Path, case: Case) -> None:
     assert int(diag["processed"]) == case.valid and int(diag["dropped"]) == 0, diag
     assert int(diag["malformed"]) == case.malformed == summary["skipped_malformed"], (diag, summary)
     assert int(diag["errors"]) == 0, diag
+    return replayed
 
 
 def test_cloud_filter_node_and_replay_agree_on_valid_and_malformed_clouds(
@@ -219,3 +224,50 @@ def test_pose_node_and_replay_agree_on_paired_frames_and_bad_images(ros_domain: 
     case = Case("pose", params, "/camera/image_raw", ["/t/people", "/t/skeletons"], 3, 2, msgs)
     case.partner = "/ground_truth/detections_2d"
     _check(tmp_path, case)
+
+
+@pytest.mark.skipif(not completion_card(None).is_file(), reason="shipped completion model absent")
+def test_completion_node_and_replay_agree_on_scans_boxes_and_bad_clouds(
+    ros_domain: int, tmp_path: Path
+) -> None:
+    boxes_topic = "/ground_truth/detections_3d_lidar"  # in the scan's frame: no transform needed
+    msgs = _sim_messages(tmp_path, ("/lidar/points", boxes_topic))
+    types = MessageFactory.rosbags()
+    boxes = next(m for topic, _, _, m in msgs if topic == boxes_topic)
+    t0 = msgs[-1][2] + 50_000_000
+    for i, kind in enumerate(("no_z", "truncated")):
+        xyz = np.random.default_rng(i).uniform(-20, 20, (100, 3)).astype(np.float32)
+        cloud = xyz_to_pointcloud(xyz, make_header(types, t0 + i, "lidar"), types)
+        if kind == "no_z":
+            cloud.fields = [f for f in cloud.fields if f.name != "z"]
+        else:
+            cloud.data = cloud.data[: 10 * cloud.point_step]
+        paired = type(boxes)(header=cloud.header, detections=list(boxes.detections))
+        msgs += [("/lidar/points", CLOUD, t0 + i, cloud), (boxes_topic, boxes.__msgtype__, t0 + i, paired)]
+    params = (
+        f"    backend: onnxruntime\n    threads: 1\n    boxes_topic: {boxes_topic}\n"
+        "    output_topic: /t/completed\n    match_max_wait_s: 10.0\n"
+    )
+    case = Case("completion", params, "/lidar/points", ["/t/completed"], 3, 2, msgs)
+    case.partner = boxes_topic
+    replayed = _check(tmp_path, case)
+    store = get_typestore()
+    widths = [store.deserialize_cdr(raw, CLOUD).width for raw in replayed["/t/completed"]]
+    assert max(widths) >= 2048, widths  # cars were completed, not only empty clouds compared
+
+
+def test_weather_node_and_replay_agree_on_restored_frames_camera_info_and_bad_images(
+    ros_domain: int, tmp_path: Path
+) -> None:
+    from perception_pkg.weather.restorer import DEFAULT_MODEL, resolve_card
+
+    if not resolve_card(None, DEFAULT_MODEL).is_file():
+        pytest.skip("shipped weather model absent")
+    msgs = _sim_messages(tmp_path, ("/camera/image_raw", "/camera/camera_info"))
+    msgs += _bad_images(MessageFactory.rosbags(), msgs[-1][2] + 50_000_000)
+    params = (
+        "    backend: onnxruntime\n    threads: 1\n    mode: always\n"
+        "    output_topic: /t/restored\n    output_camera_info_topic: /t/restored_info\n"
+    )
+    outputs = ["/t/restored", "/t/restored_info"]
+    _check(tmp_path, Case("weather", params, "/camera/image_raw", outputs, 3, 2, msgs))
