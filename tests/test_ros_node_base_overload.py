@@ -121,8 +121,10 @@ def test_at_twice_capacity_every_frame_is_counted_once_and_the_newest_is_process
     received, processed, dropped = int(d["received"]), int(d["processed"]), int(d["dropped"])
     assert int(d["malformed"]) == int(d["errors"]) == 0, d
     # input keep-last-1: a frame the executor had not taken yet when the next came is replaced inside DDS,
-    # before the node could count it; the stamp-gap estimate must account for each of those
-    assert received >= 0.8 * sent, (d, sent)
+    # before the node could count it; the stamp-gap estimate must account for each of those. How many
+    # that is depends on how starved the executor thread is (0-3 on a quiet machine, up to 29% with two
+    # training jobs beside it); the code before received 7 of 178
+    assert received >= 0.5 * sent, (d, sent)
     assert abs((sent - received) - int(d["input_loss_estimate"])) <= 2, (d, sent)
     assert processed == len(outputs), (processed, len(outputs))
     assert dropped >= received // 5, d  # it was overloaded: the slot replaced frames and said so
