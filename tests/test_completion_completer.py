@@ -57,3 +57,24 @@ def test_completion_decoder_and_card_checks(tmp_path: Path) -> None:
         Completer.from_card(other, "onnxruntime")
     with pytest.raises(ValueError, match="not found"):
         Completer.from_card(tmp_path / "missing.yaml")
+
+
+class NaNEngine:
+    """An engine whose ``fine`` output turns NaN (weights gone bad mid-run)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def infer(self, inputs):
+        out = dict(self.engine.infer(inputs))
+        out["fine"] = np.full_like(out["fine"], np.nan)
+        return out
+
+
+def test_non_finite_model_outputs_are_an_error_not_a_completion(tmp_path: Path) -> None:
+    from perception_pkg.engines.base import NonFiniteOutput
+
+    completer = Completer.from_card(planted_identity_card(tmp_path), "onnxruntime")
+    completer.engine = NaNEngine(completer.engine)
+    with pytest.raises(NonFiniteOutput, match="fine"):
+        completer.complete([np.random.default_rng(0).normal(size=(50, 3))])

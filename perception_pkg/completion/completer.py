@@ -18,7 +18,7 @@ from perception_pkg.cards.loader import load_card
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.completion.sampling import resample
 from perception_pkg.decoders.registry import build_decoder
-from perception_pkg.engines.base import Engine
+from perception_pkg.engines.base import Engine, NonFiniteOutput, non_finite
 from perception_pkg.engines.select import load_engine
 from perception_pkg.paths import models_dir
 
@@ -71,7 +71,9 @@ class Completer:
         if not path.is_file():
             raise ValueError(f"completion model card not found: {path}")
         c = load_card(path)
-        return cls(c, load_engine(c, backend, threads=threads or None), seed)
+        engine = load_engine(c, backend, threads=threads or None)
+        engine.warmup(runs=1)  # outputs shaped as the card says and finite, before the first scan
+        return cls(c, engine, seed)
 
     def inputs(self, objects: list[NDArray]) -> NDArray[np.float32]:
         """(K, n_in, 3) network input of object-frame point sets (each non-empty)."""
@@ -92,7 +94,11 @@ class Completer:
             k = len(chunk)
             if self.fixed_batch and k < self.max_batch:  # a static-batch card: pad with copies
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.max_batch - k, axis=0)])
-            outs.append(self.decoder(self.engine.infer({self.input_name: chunk}))[:k])
+            raw = self.engine.infer({self.input_name: chunk})
+            bad = non_finite(raw)  # as ModelRunner does: a NaN model is an error, never a result
+            if bad:
+                raise NonFiniteOutput(self.card.name, bad)
+            outs.append(self.decoder(raw)[:k])
         t2 = time.perf_counter()
         self.last_timings = {"resample": t1 - t0, "infer": t2 - t1}
         return np.concatenate(outs)
