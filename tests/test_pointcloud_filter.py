@@ -92,3 +92,14 @@ def test_voxel_downsample_one_point_per_occupied_voxel(xyz: np.ndarray, voxel: f
     assert len(idx) == len(np.unique(keys, axis=0))
     assert len(np.unique(keys[idx], axis=0)) == len(idx)
     assert np.all(np.diff(idx) > 0)
+
+
+def test_voxel_downsample_of_float32_extremes_is_defined_and_silent() -> None:
+    import warnings
+
+    big = np.finfo(np.float32).max
+    xyz = np.array([[big, big, big], [-big, -big, -big], [big, 0, 0], [0.01, 0, 0], [0.02, 0, 0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overflow in the division or an undefined cast would warn
+        idx = voxel_downsample(xyz, 0.1)
+    assert idx.tolist() == [0, 1, 2, 3]  # extremes keep their own voxels; the two near 0 share one

@@ -20,7 +20,9 @@ def voxel_downsample(xyz: np.ndarray, voxel: float) -> np.ndarray:
     """
     if voxel <= 0 or xyz.shape[0] == 0:
         return np.arange(xyz.shape[0])
-    keys = np.floor(xyz / voxel).astype(np.int64)
+    # float64 so that 1e38 / voxel does not overflow, clipped so the cast to int64 is defined: points
+    # beyond 2**62 voxels (absurd coordinates, e.g. a fuzzed cloud) share the edge voxels
+    keys = np.clip(np.floor(np.asarray(xyz, dtype=np.float64) / voxel), -(2.0**62), 2.0**62).astype(np.int64)
     _, first = np.unique(keys, axis=0, return_index=True)
     return np.sort(first)
 
