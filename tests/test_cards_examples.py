@@ -19,7 +19,9 @@ def test_examples_cover_every_format() -> None:
     if ROOT is None:
         pytest.skip("not a source checkout")
     types = {yaml.safe_load(p.read_text())["decoder"]["type"] for p in EXAMPLES}
-    assert types == {"yolox", "yolov8", "yolov8_pose", "heatmap_argmax", "centernet", "image"}
+    assert types == {
+        "yolox", "yolov8", "yolov8_pose", "heatmap_argmax", "centernet", "image", "simcc", "detr"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -35,6 +35,8 @@ MAP_HW = (32, 24)
 
 def _card(decoder: dict, outputs: list[str], crop_hw: tuple[int, int] = CROP_HW) -> dict:
     h, w = crop_hw
+    # the stack's own grid convention, which these round trips compute with (the card default is upstream's)
+    decoder = {**decoder, "params": {"alignment": "cell", **decoder.get("params", {})}}
     return {
         "name": "pose_test",
         "task": "pose",
@@ -47,7 +49,8 @@ def _card(decoder: dict, outputs: list[str], crop_hw: tuple[int, int] = CROP_HW)
                 "scale": "1/255",
                 "mean": [0.485, 0.456, 0.406],
                 "std": [0.229, 0.224, 0.225],
-                "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0},
+                "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0,
+                           "crop": "exact"},
             }
         ],
         "outputs": [{"name": o, "shape": ["batch", K, h // 4, w // 4]} for o in outputs],

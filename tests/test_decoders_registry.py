@@ -298,9 +298,18 @@ def test_heatmap_decoder_maps_cells_back_to_camera_frame(boxes: list[tuple[float
         {
             "name": "pose",
             "keypoints": [f"k{i}" for i in range(k)],
-            "inputs": [{"name": "images", "shape": [1, 3, 256, 192], "resize": {"policy": "topdown"}}],
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [1, 3, 256, 192],
+                    "resize": {"policy": "topdown", "crop": "exact"},
+                }
+            ],
             "outputs": [{"name": "heatmaps", "shape": [1, k, h, w]}],
-            "decoder": {"type": "heatmap_argmax", "params": {"refine": "none", "activation": "sigmoid"}},
+            "decoder": {
+                "type": "heatmap_argmax",
+                "params": {"refine": "none", "activation": "sigmoid", "alignment": "cell"},
+            },
         }
     )
     b = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in boxes])

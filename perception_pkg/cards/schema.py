@@ -25,6 +25,10 @@ COLORS = ("RGB", "BGR", "GRAY")
 DTYPES = ("float32", "float16", "uint8", "int32", "int64")
 RESIZE_POLICIES = ("letterbox", "stretch", "topdown", "none")
 ANCHORS = ("center", "top_left")
+ROUNDINGS = ("round", "floor")
+LETTERBOX_INVERSES = ("ratio", "exact")
+CROPS = ("cv2", "exact")
+ASPECT_FITS = ("expand", "stretch")
 INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_KINDS = ("image", "tensor")
@@ -181,19 +185,41 @@ Dim = int | str
 
 @dataclass(frozen=True)
 class ResizeSpec:
-    """How a camera image becomes the network's input size.
+    """How a camera image becomes the network's input size, and how results map back.
 
-    letterbox: keep aspect ratio, pad with ``pad_value`` (``anchor``: centre or top-left).
-    stretch: scale each axis independently. topdown: an affine crop around a person box, widened to
-    ``aspect_ratio`` (width/height; default the input's) and enlarged by ``padding``.
+    Upstream projects differ in small conventions that move boxes and keypoints by pixels, so each one is
+    a field; the defaults are what the most common exporters do (the sources named per field).
+
+    letterbox: keep the aspect ratio, resize by ``r = min(H / h, W / w)``, pad with ``pad_value``.
+      ``rounding``: the resized size is ``round(w r)`` (``round``: Ultralytics, mmdet/mmyolo, YOLOv5/7)
+      or ``int(w r)`` (``floor``: YOLOX's ``preproc``). ``anchor``: ``center`` (Ultralytics: the extra
+      pixel of an odd padding goes bottom/right) or ``top_left`` (YOLOX). ``inverse``: how boxes map
+      back: ``ratio`` divides by the unrounded ``r`` on both axes after removing the padding, the
+      padding recomputed from the unrounded size for ``center`` (YOLOX ``boxes /= r``, Ultralytics
+      ``scale_boxes``); ``exact`` inverts the map the resize applied (``new_w / w``, ``new_h / h``), which
+      is what this stack's own models are trained against.
+    stretch: scale each axis independently.
+    topdown: an affine crop around each person box, its centre kept, widened or heightened to
+      ``aspect_ratio`` (width/height; default the input's; ``aspect: expand``, mmpose and GluonCV) or
+      not (``aspect: stretch``: each axis scaled on its own; mmpose ``fix_aspect_ratio=False``), then
+      enlarged by ``padding``.
+      ``crop``: ``cv2`` builds the map as GluonCV / mmpose do (``cv2.getAffineTransform`` of the box
+      centre and edge mid-point taken as pixel-centre coordinates, sampled by ``cv2.warpAffine``, one
+      crop at a time); ``exact`` maps the box region onto the whole input in this stack's continuous
+      convention (a box edge lands on a crop edge), sampled in one batched ``cv2.remap``. The two differ
+      by ``(1 - s) / 2`` crop pixels (s = crop pixels per image pixel).
     none: the image must already have the input size.
     """
 
     policy: str = "letterbox"
     pad_value: float = 114.0
     anchor: str = "center"
+    rounding: str = "round"
+    inverse: str = "ratio"
     aspect_ratio: float | None = None
     padding: float = 1.25
+    aspect: str = "expand"
+    crop: str = "cv2"
     interpolation: str = "linear"
 
 
@@ -387,10 +413,22 @@ def _parse_resize(f: _Fields | None, default_pad: float) -> ResizeSpec:
         policy=policy,
         pad_value=f.number("pad_value", pad_default),
         anchor=f.str("anchor", "center", choices=ANCHORS),
+        rounding=f.str("rounding", "round", choices=ROUNDINGS),
+        inverse=f.str("inverse", "ratio", choices=LETTERBOX_INVERSES),
         aspect_ratio=f.number("aspect_ratio", None, positive=True),
         padding=f.number("padding", 1.25, minimum=1.0),
+        aspect=f.str("aspect", "expand", choices=ASPECT_FITS),
+        crop=f.str("crop", "cv2", choices=CROPS),
         interpolation=f.str("interpolation", "linear", choices=INTERPOLATIONS),
     )
+    # a convention given for another policy would be silently ignored: say so instead (after the values
+    # themselves are checked, so a bad value is reported as such)
+    letterbox_only = ("anchor", "rounding", "inverse")
+    topdown_only = ("aspect_ratio", "aspect", "crop")
+    for key in (*letterbox_only, *topdown_only):
+        owner = "letterbox" if key in letterbox_only else "topdown"
+        if policy != owner and f.has(key):
+            raise f.fail(key, f"applies to policy {owner} only, this input's policy is {policy}")
     f.done()
     return spec
 

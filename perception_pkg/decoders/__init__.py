@@ -1,9 +1,9 @@
 """Host-side decoders: raw engine outputs -> boxes / keypoints / images in the network-input frame.
 
 Each output format is selected by the card's ``decoder.type`` (see :mod:`.registry`), never guessed;
-the formats live in :mod:`.detection` (CenterNet, RTM3D, YOLOX, YOLOv8), :mod:`.pose` (heatmap argmax,
-integral, mass displacement, mixture) and :mod:`.image`. Results map back to camera pixels with
-``result.transformed(prepared.transform.inverse())``.
+the formats live in :mod:`.detection` (CenterNet, RTM3D, YOLOX, YOLOv8 / YOLO11, DETR / RT-DETR),
+:mod:`.pose` (heatmap argmax, integral, mass displacement, mixture, SimCC) and :mod:`.image`. Results
+map back to camera pixels with ``result.transformed(prepared.transform.inverse())``.
 """
 
 from perception_pkg.decoders.base import Decoder

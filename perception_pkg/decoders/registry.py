@@ -18,6 +18,7 @@ from perception_pkg.decoders.base import Decoder
 DECODERS: dict[str, str] = {
     "centernet": "perception_pkg.decoders.detection.centernet:CenterNetDecoder",
     "completion": "perception_pkg.decoders.completion:CompletionDecoder",
+    "detr": "perception_pkg.decoders.detection.detr:DetrDecoder",
     "heatmap_argmax": "perception_pkg.decoders.pose.heatmap_argmax:HeatmapArgmaxDecoder",
     "image": "perception_pkg.decoders.image:ImageDecoder",
     "integral": "perception_pkg.decoders.pose.integral:IntegralDecoder",
@@ -25,6 +26,7 @@ DECODERS: dict[str, str] = {
     "mixture_pose": "perception_pkg.decoders.pose.mixture_pose:MixturePoseDecoder",
     "raw": "perception_pkg.decoders.image:RawDecoder",
     "rtm3d": "perception_pkg.decoders.detection.rtm3d:Rtm3dDecoder",
+    "simcc": "perception_pkg.decoders.pose.simcc:SimccDecoder",
     "yolov8": "perception_pkg.decoders.detection.yolov8:Yolov8Decoder",
     "yolov8_pose": "perception_pkg.decoders.detection.yolov8:Yolov8PoseDecoder",
     "yolox": "perception_pkg.decoders.detection.yolox:YoloxDecoder",

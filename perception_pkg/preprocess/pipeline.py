@@ -18,7 +18,9 @@ class Prepared:
     """A network-ready batch and how to map results back to the source image."""
 
     tensor: NDArray
-    transform: AffineTransform  # source image -> network input; batched for top-down crops
+    # source image -> network input, the map results are taken back with (for a letterbox with
+    # ``inverse: ratio``, the upstream ratio map rather than the exact resize); batched for top-down crops
+    transform: AffineTransform
     source_hw: tuple[int, int]
 
 
@@ -51,13 +53,23 @@ class Preprocessor:
             if boxes is None:
                 boxes = np.array([[0.0, 0.0, src_hw[1], src_hw[0]]])
             crops, transform = topdown_crops(
-                image, boxes, self.size_hw, r.aspect_ratio, r.padding, r.pad_value, r.interpolation
+                image,
+                boxes,
+                self.size_hw,
+                r.aspect_ratio,
+                r.padding,
+                r.pad_value,
+                r.interpolation,
+                crop=r.crop,
+                aspect=r.aspect,
             )
             return Prepared(self.normalizer(crops), transform, src_hw)
         if boxes is not None:
             raise ValueError(f"resize policy {r.policy!r} takes whole images, not boxes")
         if r.policy == "letterbox":
-            resized, transform = letterbox(image, self.size_hw, r.pad_value, r.anchor, r.interpolation)
+            resized, transform = letterbox(
+                image, self.size_hw, r.pad_value, r.anchor, r.interpolation, r.rounding, r.inverse
+            )
         elif r.policy == "stretch":
             resized, transform = stretch(image, self.size_hw, r.interpolation)
         else:

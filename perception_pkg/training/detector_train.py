@@ -292,7 +292,8 @@ def write_card(
                 "shape": [1, 3, h, w],
                 "color": "RGB",
                 "scale": "1/255",
-                "resize": {"policy": "letterbox", "pad_value": 0, "anchor": "center"},
+                # trained on the exact map (the card default is upstream's ratio inverse)
+                "resize": {"policy": "letterbox", "pad_value": 0, "anchor": "center", "inverse": "exact"},
             }
         ],
         "outputs": [{"name": n, "shape": [1, c, oh, ow]} for n, c in shapes.items()],

@@ -53,7 +53,7 @@ def yolox_card(
         "inputs": [
             _image_input(
                 hw,
-                {"policy": "letterbox", "pad_value": 114, "anchor": "top_left"},
+                {"policy": "letterbox", "pad_value": 114, "anchor": "top_left", "rounding": "floor"},
                 color="BGR",
                 scale=1.0,
                 mean=[0.0],
@@ -112,11 +112,22 @@ def topdown_card(
     card = {
         "name": name,
         "task": "pose",
-        "inputs": [_image_input(hw, {"policy": "topdown", "padding": 1.25, "pad_value": 0}, batch=batch)],
+        # the stack's own crop / grid conventions, which the planted-output tests compute with; a card for
+        # an upstream (GluonCV, mmpose) model leaves crop, alignment and refine_rule at their defaults
+        "inputs": [
+            _image_input(
+                hw, {"policy": "topdown", "padding": 1.25, "pad_value": 0, "crop": "exact"}, batch=batch
+            )
+        ],
         "outputs": [{"name": "heatmaps", "shape": [batch, len(keypoints), hw[0] // 4, hw[1] // 4]}],
         "decoder": {
             "type": "heatmap_argmax",
-            "params": {"activation": "sigmoid" if sigmoid else "none", **params},
+            "params": {
+                "activation": "sigmoid" if sigmoid else "none",
+                "alignment": "cell",
+                "refine_rule": "inner",
+                **params,
+            },
         },
         "keypoints": list(keypoints),
     }

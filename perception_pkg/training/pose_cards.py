@@ -17,17 +17,21 @@ OUTPUT_NAMES = ("heatmaps", "integral", "md_c", "md_ox", "md_oy")
 
 # decoder variants a card can select: (card suffix, decoder type, roles -> outputs, params)
 DECODER_VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
-    "argmax": ("heatmap_argmax", {"heatmaps": "heatmaps"}, {"activation": "none", "refine": "quarter"}),
-    "integral": ("integral", {"logits": "integral"}, {"on_invalid": "raise"}),
+    "argmax": (
+        "heatmap_argmax",
+        {"heatmaps": "heatmaps"},
+        {"activation": "none", "refine": "quarter", "alignment": "cell", "refine_rule": "inner"},
+    ),
+    "integral": ("integral", {"logits": "integral"}, {"on_invalid": "raise", "alignment": "cell"}),
     "md_additive": (
         "mass_displacement",
         {"c": "md_c", "o_x": "md_ox", "o_y": "md_oy"},
-        {"voting": "additive"},
+        {"voting": "additive", "alignment": "cell"},
     ),
     "md_noisy_or": (
         "mass_displacement",
         {"c": "md_c", "o_x": "md_ox", "o_y": "md_oy"},
-        {"voting": "noisy_or"},
+        {"voting": "noisy_or", "alignment": "cell"},
     ),
 }
 # the same decoder on ``<stem>_flip.onnx`` (pose_model.FlipAveraged: flip test-time augmentation in the graph)
@@ -65,7 +69,14 @@ def card_dict(
                 "scale": "1/255",
                 "mean": list(IMAGENET_MEAN),
                 "std": list(IMAGENET_STD),
-                "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0},
+                # this stack's own crop and grid conventions (the card defaults are upstream's)
+                "resize": {
+                    "policy": "topdown",
+                    "aspect_ratio": 0.75,
+                    "padding": 1.25,
+                    "pad_value": 0,
+                    "crop": "exact",
+                },
             }
         ],
         "outputs": [{"name": o, "shape": ["batch", NUM_KEYPOINTS, mh, mw]} for o in OUTPUT_NAMES],

@@ -11,12 +11,22 @@ Frames
   affine ``image -> crop`` map (2x3, or a batch (N, 2, 3), one per person).
 
 Alignment of the heatmap grid on the crop (``stride`` s = crop size / heatmap size per axis):
-- ``"cell"`` (default): heatmap cell ``u`` summarises the crop pixels ``[u s, (u + 1) s)``, so its centre
-  is at ``x = (u + 0.5) s``. A heatmap flipped left-right is then exactly the heatmap of the flipped crop
-  (cell ``u`` <-> ``W - 1 - u``), which is why it is the default.
-- ``"legacy"``: cell ``u`` sits on the crop *pixel centre* ``u s`` (MSRA SimpleBaseline / HRNet targets
-  built with ``int(x / s + 0.5)`` in an integer-centred frame), i.e. ``x = u s + 0.5`` here. Flipping is off
-  by ``1 - 1/s`` cells under this convention (hence HRNet's one-cell ``shift_heatmap``).
+- ``"legacy"`` (the card decoders' default, ``DEFAULT_ALIGNMENT``): cell ``u`` sits on the crop *pixel
+  centre* ``u s`` of OpenCV's integer-centred frame, i.e. ``x = u s + 0.5`` here. This is what nearly
+  every published heatmap model does: MSRA SimpleBaseline / HRNet and GluonCV (targets at
+  ``int(x / s + 0.5)``, decoded by ``transform_preds`` with the heatmap-sized affine), mmpose's
+  ``MSRAHeatmap`` codec (``keypoints * scale_factor``) and integral heads (``arange(W) / W`` times the
+  input size), RTMPose's SimCC bins (``locs / split_ratio``). Flipping is off by ``1 - 1/s`` cells under
+  this convention (hence HRNet's one-cell ``shift_heatmap``).
+- ``"cell"``: heatmap cell ``u`` summarises the crop pixels ``[u s, (u + 1) s)``, so its centre is at
+  ``x = (u + 0.5) s``. A heatmap flipped left-right is then exactly the heatmap of the flipped crop
+  (cell ``u`` <-> ``W - 1 - u``); this stack's own pose models (``training/pose_train.py``) are trained
+  this way, and their cards say ``alignment: cell``.
+
+The two differ by ``(s - 1) / 2`` crop pixels (1.5 px at stride 4), which a wrong card turns into a
+systematic keypoint offset of that many crop pixels times the crop-to-image scale. The functions below
+keep ``"cell"`` as their keyword default for the training code that calls them; cards go through the
+decoders, whose default is ``"legacy"``.
 
 The card-driven pose decoders (:mod:`.heatmap_argmax`, :mod:`.integral`, :mod:`.mass_displacement`)
 use these functions; there is no second copy.
@@ -28,6 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 ALIGNMENTS = ("cell", "legacy")
+# what a pose card gets without an ``alignment`` field: the convention of most published models (above)
+DEFAULT_ALIGNMENT = "legacy"
 
 
 def _stride_xy(stride: float | tuple[float, float] | ArrayLike) -> NDArray[np.float64]:

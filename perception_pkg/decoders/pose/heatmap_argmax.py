@@ -12,8 +12,10 @@ heatmap coordinates (:mod:`.geometry`: cell centres at integers) and scores ``(N
   pose score = mean keypoint score x box score. :func:`rsn_decode` does exactly that sequence.
 
 :class:`HeatmapArgmaxDecoder` is the card-driven wrapper around :func:`argmax_decode` and the
-heatmap-to-input mapping of :mod:`.geometry` (the one place it is defined; ``alignment`` ``cell`` or
-``legacy``). Score = peak value, after a sigmoid when ``activation: sigmoid``.
+heatmap-to-input mapping of :mod:`.geometry` (the one place it is defined; ``alignment`` ``legacy``, the
+default and what MSRA / GluonCV / mmpose models use, or ``cell``). ``refine_rule`` says where the quarter
+shift applies (``mmpose`` default, ``msra`` for MSRA / GluonCV models, ``inner`` for this stack's own).
+Score = peak value, after a sigmoid when ``activation: sigmoid``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from perception_pkg.cards.errors import CardError
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import Decoder, sigmoid
-from perception_pkg.decoders.pose.geometry import heatmap_to_crop
+from perception_pkg.decoders.pose.geometry import ALIGNMENTS, DEFAULT_ALIGNMENT, heatmap_to_crop
 from perception_pkg.decoders.types import Keypoints
 from perception_pkg.pose.coco17 import FLIP_PAIRS
 
@@ -43,17 +45,29 @@ def _check_heatmaps(heatmaps: ArrayLike) -> NDArray:
     return hm
 
 
+# Where the quarter shift applies (x, y: the peak's column and row on a W x H map):
+# "inner": on each axis where the peak has both neighbours (0 < x < W - 1), this stack's rule;
+# "mmpose": on each axis on its own, x for 1 < x < W - 1 and 0 < y, y for 1 < y < H - 1 and 0 < x
+# (mmpose ``refine_keypoints``);
+# "msra": on both axes or neither, only when 1 < x < W - 1 and 1 < y < H - 1 (MSRA SimpleBaseline /
+# HRNet and GluonCV ``get_final_preds``).
+REFINE_RULES = ("mmpose", "msra", "inner")
+
+
 def argmax_decode(
-    heatmaps: ArrayLike, refine: str = "quarter"
+    heatmaps: ArrayLike, refine: str = "quarter", rule: str = "inner"
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Peak per channel of ``(N, K, H, W)`` -> (keypoints (N, K, 2) as (x, y), scores (N, K) = peak value).
 
-    ``refine``: ``"quarter"`` (0.25-cell shift toward the higher neighbour) or ``"none"``. The shift is only
-    applied on an axis where the peak has both neighbours: at the border it would be one-sided, and a peak
-    on the border is usually the truncated tail of a keypoint outside the crop.
+    ``refine``: ``"quarter"`` (0.25-cell shift toward the higher neighbour) or ``"none"``. ``rule`` says
+    where the shift applies (:data:`REFINE_RULES`); every rule skips the border, where the shift would be
+    one-sided and the peak is usually the truncated tail of a keypoint outside the crop. The upstream
+    rules also skip the first interior row / column (their ``1 < x`` test).
     """
     if refine not in ("quarter", "none"):
         raise ValueError(f"unknown refine {refine!r}; expected 'quarter' or 'none'")
+    if rule not in REFINE_RULES:
+        raise ValueError(f"unknown refine rule {rule!r}; expected one of {REFINE_RULES}")
     hm = _check_heatmaps(heatmaps)
     n, k, h, w = hm.shape
     flat = hm.reshape(n, k, h * w)
@@ -68,8 +82,15 @@ def argmax_decode(
             xx = np.clip(x + dx, 0, w - 1)
             return np.take_along_axis(flat, (yy * w + xx)[..., None], axis=-1)[..., 0].astype(np.float64)
 
-        gx = np.where((x > 0) & (x < w - 1), np.sign(at(0, 1) - at(0, -1)), 0.0)
-        gy = np.where((y > 0) & (y < h - 1), np.sign(at(1, 0) - at(-1, 0)), 0.0)
+        lo = 0 if rule == "inner" else 1
+        ok_x = (x > lo) & (x < w - 1)
+        ok_y = (y > lo) & (y < h - 1)
+        if rule == "msra":
+            ok_x = ok_y = ok_x & ok_y
+        elif rule == "mmpose":  # its x test also asks 0 < y, and its y test 0 < x
+            ok_x, ok_y = ok_x & (y > 0), ok_y & (x > 0)
+        gx = np.where(ok_x, np.sign(at(0, 1) - at(0, -1)), 0.0)
+        gy = np.where(ok_y, np.sign(at(1, 0) - at(-1, 0)), 0.0)
         xy += 0.25 * np.stack([gx, gy], axis=-1)
     return xy, peak
 
@@ -190,7 +211,8 @@ class HeatmapArgmaxDecoder(Decoder):
         "stride": None,
         "activation": "none",
         "refine": "quarter",
-        "alignment": "cell",
+        "refine_rule": "mmpose",
+        "alignment": DEFAULT_ALIGNMENT,
     }
     result = "keypoints"
 
@@ -198,7 +220,8 @@ class HeatmapArgmaxDecoder(Decoder):
         super().__init__(card)
         self.activation = self.choice("activation", ["none", "sigmoid"])
         self.refine = self.choice("refine", ["quarter", "none"])
-        self.alignment = self.choice("alignment", ["cell", "legacy"])
+        self.refine_rule = self.choice("refine_rule", list(REFINE_RULES))
+        self.alignment = self.choice("alignment", list(ALIGNMENTS))
         spec = card.image_input
         shape = self.output_shape("heatmaps")
         stride = self.p["stride"]
@@ -229,6 +252,6 @@ class HeatmapArgmaxDecoder(Decoder):
 
     def __call__(self, outputs: Mapping[str, NDArray]) -> Keypoints:
         hm = self.output(outputs, "heatmaps", 4)
-        cells, peak = argmax_decode(hm, self.refine)
+        cells, peak = argmax_decode(hm, self.refine, self.refine_rule)
         scores = sigmoid(peak.astype(np.float64)) if self.activation == "sigmoid" else peak.astype(np.float64)
         return Keypoints(heatmap_to_crop(cells, self.stride, self.alignment), scores)

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from perception_pkg.cards.schema import ModelCard
-from perception_pkg.decoders.pose.geometry import grid_xy
+from perception_pkg.decoders.pose.geometry import DEFAULT_ALIGNMENT, grid_xy
 from perception_pkg.decoders.pose.topdown import TopDownMapDecoder
 from perception_pkg.decoders.types import Keypoints
 
@@ -140,7 +140,7 @@ class IntegralDecoder(TopDownMapDecoder):
     shape_role = "logits"
     params: ClassVar[Mapping[str, Any]] = {
         "stride": None,
-        "alignment": "cell",
+        "alignment": DEFAULT_ALIGNMENT,
         "on_invalid": "raise",
         "min_logit_range": DEFAULT_MIN_LOGIT_RANGE,
     }

@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from perception_pkg.cards.schema import ModelCard
 from perception_pkg.decoders.base import sigmoid
-from perception_pkg.decoders.pose.geometry import grid_xy
+from perception_pkg.decoders.pose.geometry import DEFAULT_ALIGNMENT, grid_xy
 from perception_pkg.decoders.pose.heatmap_argmax import argmax_decode
 from perception_pkg.decoders.pose.topdown import TopDownMapDecoder
 from perception_pkg.decoders.types import Keypoints
@@ -160,7 +160,7 @@ class MassDisplacementDecoder(TopDownMapDecoder):
     shape_role = "c"
     params: ClassVar[Mapping[str, Any]] = {
         "stride": None,
-        "alignment": "cell",
+        "alignment": DEFAULT_ALIGNMENT,
         "d": 1.0,
         "voting": "noisy_or",
         "kernel": "bilinear",
