@@ -1,4 +1,5 @@
-"""Host-side budget of the detection and pose nodes: p50/p99 per stage, host total against inference.
+"""Host-side budget of the detection, pose, weather and completion nodes: p50/p99 per stage, host total
+against inference.
 
 One frame is what a node's worker does with its input: the pipeline's ``accept`` and ``run`` (the code
 ``ros/node_base.py:PipelineNode`` runs) and an rclpy ``publish`` of every output, on-demand outputs
@@ -9,7 +10,14 @@ One frame is what a node's worker does with its input: the pipeline's ``accept``
   (Detection2DArray + Detection3DArray), ``publish``, ``other`` (the rest of the frame);
 - pose (640x480 image with 5 person boxes in a Detection2DArray, the shipped top-down model): ``convert``,
   ``boxes`` (person boxes from the message), ``preprocess``, ``inference``, ``decode``, ``build_msgs``
-  (PersonArray + skeleton MarkerArray), ``publish``, ``other`` (stamp matching and the rest).
+  (PersonArray + skeleton MarkerArray), ``publish``, ``other`` (stamp matching and the rest);
+- weather (640x480 simulator frame and its CameraInfo, ``mode: always``: classified and restored, the
+  shipped restorer and classifier): ``convert``, ``preprocess`` and ``decode`` (both networks'),
+  ``inference`` (both), ``build_msgs`` (restored Image + CameraInfo), ``publish``, ``other``;
+- completion (the sample bag's first scan, ~125k points, and its 10 nearest ground-truth cars in the
+  LiDAR frame): ``convert`` (PointCloud2 -> xyz), ``boxes``, ``extract`` (points in boxes), ``resample``
+  (object frame + 1,024 points), ``inference`` (one batched call), ``inverse``, ``build_msgs``,
+  ``publish``, ``other``.
 
 ``host`` = frame total - inference, per frame; the budget (issue 17) is host p50 <= 0.3 x inference p50.
 Each node is measured twice: with 2 onnxruntime threads and no affinity, and pinned to one core
@@ -18,8 +26,8 @@ that source tree too (``PYTHONPATH=TREE``, e.g. a ``git worktree`` of the commit
 alternating before / after in rounds; figures are medians over rounds. The machines are shared and noisy:
 quote the ratios, which are measured within one process.
 
-    python benchmarks/bench_budget.py [--node detection|pose|all] [--frames 100] [--rounds 1]
-                                      [--before /tmp/hp_before] [--json out.json]
+    python benchmarks/bench_budget.py [--node detection|pose|weather|completion|all] [--frames 100]
+                                      [--rounds 1] [--before /tmp/hp_before] [--json out.json]
     python benchmarks/bench_budget.py --worker --node detection --threads 2   # one measurement, JSON
 """
 
@@ -59,6 +67,18 @@ STAGES = {
         "other",
     ),
     "pose": ("convert", "boxes", "preprocess", "inference", "decode", "build_msgs", "publish", "other"),
+    "weather": ("convert", "preprocess", "inference", "decode", "build_msgs", "publish", "other"),
+    "completion": (
+        "convert",
+        "boxes",
+        "extract",
+        "resample",
+        "inference",
+        "inverse",
+        "build_msgs",
+        "publish",
+        "other",
+    ),
 }
 CONFIGS = (("2 threads", 2, False), ("taskset -c 0", 1, True))
 
@@ -224,6 +244,117 @@ def measure_pose(threads: int, frames: int, warmup: int) -> dict[str, Any]:
     return {"objects": people[0], "engine": est.runner.engine.describe(), **figures}
 
 
+def _time_runner(runner: Any, current: dict[str, float]) -> None:
+    """Split a ModelRunner's calls into the preprocess / inference / decode stages (instance attributes
+    shadow its methods; ``__call__`` looks them up on the instance)."""
+    for stage, name in (("preprocess", "preprocess"), ("inference", "infer"), ("decode", "decode")):
+        setattr(runner, name, _timed(current, stage, getattr(runner, name)))
+
+
+def measure_weather(threads: int, frames: int, warmup: int) -> dict[str, Any]:
+    import perception_pkg.pipelines.weather as mod
+    from perception_pkg.msgs import MessageFactory, array_to_image, make_header, model_to_camera_info
+    from perception_pkg.pipelines.weather import WeatherSettings
+
+    settings = WeatherSettings(mode="always", backend="onnxruntime", threads=threads)
+    types = MessageFactory.rclpy()
+    pipeline = mod.create(settings, types, live=True)
+    rgb, camera = _sim_frame()
+    header = make_header(types, STAMP, camera.frame_id)
+    image_msg = array_to_image(rgb, "rgb8", header, types)
+    pipeline.accept("camera_info", model_to_camera_info(camera, header, types), 0.0)
+    ros = _Rclpy(pipeline, types)
+    current: dict[str, float] = {}
+    core = pipeline.restorer
+    for runner in (core.restorer.runner, core.classifier.runner if core.classifier else None):
+        if runner is not None:
+            _time_runner(runner, current)
+    saved = {n: getattr(mod, n) for n in ("image_message_to_bgr", "array_to_image", "model_to_camera_info")}
+    try:
+        mod.image_message_to_bgr = _timed(current, "convert", saved["image_message_to_bgr"])
+        mod.array_to_image = _timed(current, "build_msgs", saved["array_to_image"])
+        mod.model_to_camera_info = _timed(current, "build_msgs", saved["model_to_camera_info"])
+
+        def run_frame(frame: dict[str, float]) -> None:
+            current.clear()
+            for job in pipeline.accept("image", image_msg, time.monotonic()):
+                _publish(current, ros.pubs, pipeline.run(job))
+            frame.update(current)
+
+        figures = _frame_loop(run_frame, STAGES["weather"], frames, warmup)
+    finally:
+        for n, fn in saved.items():
+            setattr(mod, n, fn)
+        ros.close()
+    return {"objects": pipeline.restored, "engine": pipeline.describe(), **figures}
+
+
+def measure_completion(threads: int, frames: int, warmup: int) -> dict[str, Any]:
+    import perception_pkg.pipelines.completion as mod
+    from perception_pkg.bag import get_typestore, open_bag
+    from perception_pkg.completion import Completer, resolve_card
+    from perception_pkg.msgs import MessageFactory, stamp_to_ns
+    from perception_pkg.pipelines.base import Job
+    from perception_pkg.pipelines.completion import CompletionSettings
+    from perception_pkg.sim.generate import ensure_sample_bag
+
+    store = get_typestore()
+    want = ("/lidar/points", "/ground_truth/detections_3d_lidar")
+    found: dict[int, dict[str, Any]] = {}
+    with open_bag(ensure_sample_bag(), store) as reader:
+        for m in reader.messages():
+            if m.topic in want:
+                msg = reader.deserialize(m)
+                found.setdefault(stamp_to_ns(msg.header), {})[m.topic] = msg
+                if any(len(v) == 2 for v in found.values()):
+                    break
+    first = next(v for v in found.values() if len(v) == 2)
+    # rclpy messages, as the node has them (the converters read either kind)
+    types = MessageFactory.rclpy()
+    from rclpy.serialization import deserialize_message
+
+    def to_rclpy(msg: Any, msgtype: str) -> Any:
+        return deserialize_message(bytes(store.serialize_cdr(msg, msgtype)), types.cls(msgtype))
+
+    cloud = to_rclpy(first[want[0]], "sensor_msgs/msg/PointCloud2")
+    det = to_rclpy(first[want[1]], "vision_msgs/msg/Detection3DArray")
+    cars = [d for d in det.detections if d.results[0].hypothesis.class_id == "car"]
+    cars.sort(key=lambda d: np.hypot(d.bbox.center.position.x, d.bbox.center.position.y))
+    boxes = types.Detection3DArray(header=det.header, detections=cars[:10])
+    completer = Completer.from_card(resolve_card(None), "onnxruntime", threads)
+    settings = CompletionSettings(boxes_topic=want[1], tf_topic="")
+    pipeline = mod.create(settings, types, live=True, completer=completer)
+    wanted = lambda key: not pipeline.output(key).on_demand  # noqa: E731
+    ros = _Rclpy(pipeline, types)
+    current: dict[str, float] = {}
+    names = ("pointcloud_to_xyz", "detection3d_array_to_boxes", "structured_to_pointcloud")
+    saved = {n: getattr(mod, n) for n in names}
+    stages = dict(zip(names, ("convert", "boxes", "build_msgs"), strict=True))
+    try:
+        for n in names:
+            setattr(mod, n, _timed(current, stages[n], saved[n]))
+        job = Job(cloud, boxes)
+
+        def run_frame(frame: dict[str, float]) -> None:
+            current.clear()
+            _publish(current, ros.pubs, pipeline.run(job, wanted))
+            t = pipeline.last_timings
+            current.update(
+                extract=t.get("extract", 0.0),
+                resample=t.get("resample", 0.0),
+                inference=t.get("infer", 0.0),
+                inverse=t.get("inverse", 0.0),
+            )
+            frame.update(current)
+
+        figures = _frame_loop(run_frame, STAGES["completion"], frames, warmup)
+    finally:
+        for n, fn in saved.items():
+            setattr(mod, n, fn)
+        ros.close()
+    return {"objects": pipeline.last_objects, "engine": completer.describe(), **figures}
+
+
 def _person_boxes(types: Any, header: Any) -> Any:
     f = types
     dets = []
@@ -279,7 +410,12 @@ def _median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def _print_table(node: str, results: dict[tuple[str, str], dict[str, Any]], trees: list[str]) -> None:
     cols = [(c[0], t) for c in CONFIGS for t in trees]
     any_result = next(iter(results.values()))
-    what = "12 objects expected" if node == "detection" else "5 people expected"
+    what = {
+        "detection": "12 objects expected",
+        "pose": "5 people expected",
+        "weather": "frames restored",
+        "completion": "10 cars expected",
+    }[node]
     print(f"\n{node} node, 640x480, {any_result['objects']} objects ({what})")
     print("p50 / p99 ms per stage, then stage p50 / inference p50; host total = frame - inference, per frame")
     print(f"{'':<12}" + "".join(f"{(c + (' ' + t if t else '')):>26}" for c, t in cols))
@@ -310,7 +446,7 @@ def _print_table(node: str, results: dict[tuple[str, str], dict[str, Any]], tree
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--node", choices=["detection", "pose", "all"], default="all")
+    ap.add_argument("--node", choices=[*STAGES, "all"], default="all")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=1, help="repeat every measurement, alternating trees")
     ap.add_argument("--before", type=Path, default=None, help="also measure this source tree (PYTHONPATH)")
@@ -326,7 +462,12 @@ def main(argv: list[str] | None = None) -> int:
         from perception_pkg.ros.dds import use_large_message_profile
 
         use_large_message_profile()
-        fn = measure_detection if args.node == "detection" else measure_pose
+        fn = {
+            "detection": measure_detection,
+            "pose": measure_pose,
+            "weather": measure_weather,
+            "completion": measure_completion,
+        }[args.node]
         out = fn(args.threads, args.frames, warmup=10)
         out["stages"] = [s for s in STAGES[args.node] if s != "inference"]
         out["threads"], out["cpus"] = args.threads, sorted(os.sched_getaffinity(0))
@@ -334,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
 
-    nodes = ["detection", "pose"] if args.node == "all" else [args.node]
+    nodes = list(STAGES) if args.node == "all" else [args.node]
     trees: list[tuple[str, Path | None]] = [("after", None)]
     if args.before is not None:
         trees = [("before", args.before.resolve()), ("after", Path(__file__).resolve().parents[1])]
