@@ -49,6 +49,7 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paper-card", default=None, help="card of the paper-width variant (slow: few reps)")
+    p.add_argument("--compare-card", default=None, help="another restorer card, timed in the same run")
     args = p.parse_args()
 
     from perception_pkg.detection import load_detector
@@ -81,9 +82,14 @@ def main() -> int:
     if args.paper_card:
         paper = Restorer(args.paper_card, backend="onnxruntime", threads=args.threads)
         row("paper-width ForkGAN restorer", _times(paper, frames, 3))
+    if args.compare_card:
+        other = Restorer(args.compare_card, backend="onnxruntime", threads=args.threads)
+        o50 = row(f"restorer {args.compare_card}", _times(other, frames, args.reps))
     from perception_pkg.training.weather_net import ForkConfig, restorer_cost  # needs torch
+    from perception_pkg.training.weather_train import DEPLOY_TRUNK_SCALE
 
-    gmac = restorer_cost(ForkConfig(), (480, 640))["gmac"]
+    # the shipped export's trunk runs at 1/DEPLOY_TRUNK_SCALE (weather_net.DeployedRestorer)
+    gmac = restorer_cost(ForkConfig(), (480, 640), DEPLOY_TRUNK_SCALE)["gmac"]
     peak = _peak_gmacs(args.threads)
     print(f"{len(frames)} frames ({', '.join(subsets)}), {args.reps} reps, {args.threads} thread(s)\n")
     print("| stage | p50 ms | p99 ms |\n|---|---|---|")
@@ -95,8 +101,11 @@ def main() -> int:
         "(numpy sgemm, BLAS default threads)"
     )
     print(
-        f"chain / detector alone: {c50 / d50:.2f}x; goals: restorer p50 <= 15 ms ({r50:.1f}), chain <= 33 ms"
+        f"chain / detector alone: {c50 / d50:.2f}x; restorer / detector alone: {r50 / d50:.2f}x; goals: "
+        f"restorer p50 <= 15 ms ({r50:.1f}), chain <= 33 ms"
     )
+    if args.compare_card:
+        print(f"{args.compare_card} / ours p50: {o50 / r50:.2f}x (same run)")
     return 0
 
 

@@ -15,6 +15,7 @@ from perception_pkg.training.weather_losses import DetectorFeatures, lsgan_d, ls
 from perception_pkg.training.weather_net import (  # noqa: E402
     ConditionNet,
     CurveNet,
+    DeployedRestorer,
     ForkConfig,
     ForkGenerator,
     SandglassBlock,
@@ -88,6 +89,34 @@ def test_realtime_restorer_exports_to_onnx_with_static_shapes_and_parity(tmp_pat
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 48, 64)).astype(np.float32)
     report = parity_check(r, path, {"image": x})
     assert report.passed and report.worst < 1e-4
+
+
+def test_deployed_restorer_runs_the_trunk_on_a_thumbnail_and_matches_the_training_graph(
+    tmp_path: Path,
+) -> None:
+    from perception_pkg.training.export import export_onnx, parity_check
+
+    torch.manual_seed(2)
+    gen = ForkGenerator(ForkConfig(width=16, enc_blocks=1, dec_blocks=1))
+    x = torch.rand(1, 3, 48, 64) * 1.99 - 0.99
+    with torch.no_grad():
+        for s in (1, 4):  # zero maps (the identity start) stay the identity whatever the trunk's scale
+            assert torch.allclose(DeployedRestorer(gen.enc_x, gen.trans_y, s)(x), x, atol=1e-5)
+        for p in gen.trans_y.out.parameters():
+            p.data.normal_(0, 0.05)
+        full, deployed = gen.restorer()(x), DeployedRestorer(gen.enc_x, gen.trans_y, 1)(x)
+        # the same maps; only exp and resize swap places, which moves outputs by far less than a grey level
+        assert (full - deployed).abs().max() < 2 / 255
+    costs = [restorer_cost(ForkConfig(), (480, 640), s)["gmac"] for s in (1, 4)]
+    assert costs[1] < costs[0] / 10  # the trunk's MACs fall with its pixels; the curves are element-wise
+    scaled = DeployedRestorer(gen.enc_x, gen.trans_y, 4).eval()
+    path = export_onnx(
+        scaled, torch.zeros(1, 3, 48, 64), tmp_path / "d.onnx", ["image"], ["restored"], dynamo=False
+    )
+    report = parity_check(scaled, path, {"image": x.numpy()})
+    assert report.passed and report.worst < 1e-4
+    with pytest.raises(ValueError, match="curve-map"):
+        DeployedRestorer(gen.enc_x, gen.recon_y, 4)
 
 
 def test_curve_net_is_a_10k_parameter_zero_dce_plus_plus_and_zero_curves_are_the_identity() -> None:

@@ -58,6 +58,7 @@ from perception_pkg.training.weather_losses import DetectorFeatures, lsgan_d, ls
 from perception_pkg.training.weather_net import (
     ConditionNet,
     CurveNet,
+    DeployedRestorer,
     DomainClassifier,
     ForkConfig,
     ForkGenerator,
@@ -73,6 +74,9 @@ log = logging.getLogger("perception_pkg.training.weather")
 WEIGHTS = {"pair": 10.0, "adv": 1.0, "cyc": 10.0, "rec": 10.0, "per": 1.0, "cls": 1.0, "lat": 1.0}
 LADDER = ("paired", "adv", "cycle", "perceptual", "full")
 EXPORT_HW = (480, 640)
+# the shipped restorer's trunk runs on a 4x average-pooled frame (weather_net.DeployedRestorer): chosen on
+# the tuning seeds (fog AP50 and PSNR equal or better than the full-resolution trunk, 10x less work)
+DEPLOY_TRUNK_SCALE = 4
 CLASSIFIER_HW = (120, 160)
 
 
@@ -459,17 +463,27 @@ def _export_one(
     return {"max_abs_diff": max(o.max_abs_diff for o in report.outputs), "relative": report.worst}
 
 
+def _scale_of(cfg: ForkConfig, trunk_scale: int) -> int:
+    """The trunk scale a variant is exported with: only the real-time curve-map restorer scales."""
+    return trunk_scale if cfg.kind == "realtime" and cfg.image_skip else 1
+
+
 def export(
-    weights: str | Path, out: str | Path, ship: str | None = None, command: str = ""
+    weights: str | Path,
+    out: str | Path,
+    ship: str | None = None,
+    command: str = "",
+    trunk_scale: int = DEPLOY_TRUNK_SCALE,
 ) -> dict[str, Any]:
-    """ONNX + cards from ``weights.pt`` (see the module docstring for what goes where)."""
+    """ONNX + cards from ``weights.pt`` (see the module docstring for what goes where). Real-time
+    restorers are exported as :class:`DeployedRestorer` with the trunk at 1/``trunk_scale``."""
     state = torch.load(weights, map_location="cpu", weights_only=True)
     cfg = ForkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
     info = state["info"]
     ship = ship or info.get("ship", "full")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cost = restorer_cost(cfg, EXPORT_HW)
+    cost = restorer_cost(cfg, EXPORT_HW, _scale_of(cfg, trunk_scale))
     paper = restorer_cost(ForkConfig.paper(), (256, 512))
     training = (
         f"{command or 'perception train weather'}: {info.get('steps')} steps, {info.get('train_s')} s on "
@@ -492,22 +506,24 @@ def export(
             )
         else:
             gen.load_state_dict(entry["generator"])
-        vcost = cost if vcfg == cfg else restorer_cost(vcfg, EXPORT_HW)
+        scale = _scale_of(vcfg, trunk_scale)
+        vcost = cost if vcfg == cfg else restorer_cost(vcfg, EXPORT_HW, scale)
         kind = (
             "real-time variant (MobileNeXt sandglass)" if vcfg.kind == "realtime" else "at the paper's widths"
         )
         slug = name.replace("@", "_").replace("#", "_")
         target = out if name == ship else out / "variants" / slug
         target.mkdir(parents=True, exist_ok=True)
+        module = DeployedRestorer(gen.enc_x, gen.trans_y, scale) if scale > 1 else gen.restorer()
         written["parity"][name] = _export_one(
-            gen.restorer(), example, target / "model.onnx", "image", "restored", "tanh"
+            module, example, target / "model.onnx", "image", "restored", "tanh"
         )
         prov = {
             "training": training,
             "data": "simulator pairs (perception_pkg.sim.weather: fog, rain, snow, night at severities 1-5, "
             "and clear frames), 640x480, training scene seeds 2,000,000+",
             "notes": f"variant {name} ({describe_variant(name)}); ForkGAN {kind}: "
-            f"{vcost['gmac']:.2f} GMAC at 640x480, "
+            f"{vcost['gmac']:.2f} GMAC at 640x480 (trunk at 1/{scale}), "
             f"{vcost['params_restorer']:,} parameters exported (E_x + G^t_y; whole generator "
             f"{vcost['params_generator']:,}); the paper's widths: {paper['gmac']:.1f} GMAC at 256x512, "
             f"{paper['params_restorer']:,} parameters",
@@ -652,6 +668,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-only", action="store_true", help="only export --weights into --export-dir")
     p.add_argument("--weights", default=None, help="weights.pt to export (with --export-only)")
     p.add_argument("--export-dir", default=None, help="where ONNX + cards go (default: --out)")
+    p.add_argument(
+        "--trunk-scale",
+        type=int,
+        default=DEPLOY_TRUNK_SCALE,
+        help="export the real-time restorer with its trunk on a 1/N thumbnail (default %(default)s; 1: full)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -664,12 +686,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.weights:
             print("--export-only needs --weights", file=sys.stderr)
             return 2
-        res = export(args.weights, args.export_dir or args.out, args.ship, command)
+        res = export(args.weights, args.export_dir or args.out, args.ship, command, args.trunk_scale)
         print(json.dumps(res["parity"], indent=1))
         return 0
     train(args)
     if args.export:
-        export(Path(args.out) / "weights.pt", args.export_dir or args.out, args.ship, command)
+        weights = Path(args.out) / "weights.pt"
+        export(weights, args.export_dir or args.out, args.ship, command, args.trunk_scale)
     return 0
 
 
