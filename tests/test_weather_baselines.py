@@ -13,6 +13,7 @@ from perception_pkg.weather.baselines import (
     dark_channel,
     dark_channel_dehaze,
     guided_filter,
+    haze_density,
     identity,
 )
 
@@ -95,3 +96,21 @@ def test_every_baseline_returns_a_new_array_of_the_input_shape() -> None:
         assert not np.shares_memory(out, img), name
     np.testing.assert_array_equal(img, before)  # inputs untouched
     np.testing.assert_array_equal(identity(img), img)
+
+
+def test_haze_density_rises_with_the_airlight_a_haze_adds() -> None:
+    clean = _scene()
+    airlight = np.array([205.0, 200.0, 195.0])
+    densities = []
+    for t in (1.0, 0.8, 0.6, 0.4, 0.2):  # transmission: less of the scene, more airlight
+        hazy = np.clip(clean * t + airlight * (1 - t), 0, 255).astype(np.uint8)
+        densities.append(haze_density(hazy))
+    assert densities[0] < 0.15  # every patch of the scene has a dark pixel (softened by the thumbnail)
+    assert np.all(np.diff(densities) > 0.1)  # each step of haze is seen
+    # linear in the transmission: t * (the scene's) + (1 - t) * the darkest channel of the airlight
+    assert densities[-1] == pytest.approx(0.2 * densities[0] + 0.8 * 195 / 255, abs=0.02)
+    assert (
+        0.0
+        <= haze_density(np.zeros((48, 64, 3), np.uint8))
+        <= haze_density(np.full((48, 64, 3), 255, np.uint8))
+    )

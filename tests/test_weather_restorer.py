@@ -60,6 +60,44 @@ def test_auto_gate_restores_adverse_frames_and_passes_clear_ones_as_the_same_arr
     assert not WeatherRestorer(w.restorer, Gate("auto", ADVERSE, 1.01 - 1e-9), w.classifier)(DARK).restored
 
 
+def test_fog_is_restored_only_from_the_gates_haze_density_on() -> None:
+    from perception_pkg.weather import Classification
+
+    fog = Classification("fog", 0.97, np.eye(len(CONDITIONS))[CONDITIONS.index("fog")])
+    rain = Classification("rain", 0.97, np.eye(len(CONDITIONS))[CONDITIONS.index("rain")])
+    gate = Gate("auto", ("fog", "rain"), 0.5, min_haze=0.46)
+    assert gate.needs_haze(fog) and not gate.needs_haze(rain) and not gate.needs_haze(None)
+    assert not gate.decide(fog) and not gate.decide(fog, 0.45) and gate.decide(fog, 0.46)
+    assert gate.decide(rain)  # the haze bar is for fog only
+    assert not Gate("auto", ("fog",)).needs_haze(fog) and Gate("auto", ("fog",)).decide(fog)  # 0: any fog
+    assert not Gate("auto", ("rain",), 0.5, 0.46).needs_haze(fog)  # fog not gated: nothing to measure
+
+
+class _Fixed:
+    """A classifier that always says the same."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def __call__(self, _bgr):
+        return self.c
+
+
+def test_the_restorer_measures_haze_only_for_gated_fog_and_reports_it() -> None:
+    from perception_pkg.weather import Classification
+
+    fog = Classification("fog", 0.97, np.eye(len(CONDITIONS))[CONDITIONS.index("fog")])
+    hazy = np.full((120, 160, 3), 210, np.uint8)  # all airlight: haze density 0.82
+    light = np.full((120, 160, 3), 210, np.uint8)
+    light[::4, ::4] = 0  # dark pixels in every patch of the thumbnail: density near 0
+    w = WeatherRestorer(Restorer("identity"), Gate("auto", ("fog",), 0.5, 0.46), _Fixed(fog))  # type: ignore[arg-type]
+    dense, thin = w(hazy), w(light)
+    assert dense.restored and dense.haze == pytest.approx(210 / 255, abs=1e-6) and "haze" in dense.timings
+    assert not thin.restored and thin.haze < 0.05 and thin.image is light
+    plain = WeatherRestorer(Restorer("identity"), Gate("auto", ("fog",)), _Fixed(fog))(light)  # type: ignore[arg-type]
+    assert plain.restored and plain.haze is None and "haze" not in plain.timings
+
+
 def test_always_and_off_modes_ignore_the_classifier() -> None:
     ident = Restorer("identity")
     always = WeatherRestorer(ident, Gate("always"), None, classify=False)

@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--gate-conditions", default=None, help="ours_gated: conditions restored (default: the node's)"
     )
     p.add_argument("--min-confidence", type=float, default=None, help="ours_gated: classifier confidence bar")
+    p.add_argument("--min-haze", type=float, default=None, help="ours_gated: fog haze bar (0: any)")
     p.add_argument("--quality-methods", default=None, help="PSNR/SSIM only for these (default: all)")
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--threads", type=int, default=1)
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if args.gate_conditions is not None
         else default.gate_conditions,
         args.min_confidence if args.min_confidence is not None else default.min_confidence,
+        args.min_haze if args.min_haze is not None else default.min_haze,
     )
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
@@ -83,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         quality_methods=args.quality_methods.split(",") if args.quality_methods else None,
         progress=lambda s: print(s, file=sys.stderr, flush=True),
     )
-    report["gate_settings"] = {"conditions": list(gate.conditions), "min_confidence": gate.min_confidence}
+    report["gate_settings"] = {
+        "conditions": list(gate.conditions),
+        "min_confidence": gate.min_confidence,
+        "min_haze": gate.min_haze,
+    }
     report["command"] = "perception eval weather " + " ".join(sys.argv[3:])
     if args.real:
         from perception_pkg.evaluation.weather import real_photos

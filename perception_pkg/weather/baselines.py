@@ -75,6 +75,19 @@ def dark_channel(image: NDArray, patch: int) -> NDArray:
     return cv2.erode(image.min(axis=2), kernel, borderType=cv2.BORDER_REFLECT)
 
 
+HAZE_THUMBNAIL = (160, 120)  # width, height: the classifier's thumbnail
+HAZE_PATCH = 7
+
+
+def haze_density(bgr: Image) -> float:
+    """How dense a haze is, in [0, 1]: the mean dark channel (He et al.: near 0 in haze-free outdoor
+    scenes, rising with the airlight a haze adds) of a 160x120 area thumbnail with 7x7 patches. On the
+    simulator's fog it grows with severity (tuning seeds, medians: clear 0.25, s1 0.38, s2 0.43, s3 0.50,
+    s4 0.59, s5 0.67); night frames are near 0. About 0.3 ms a 640x480 frame."""
+    thumb = cv2.resize(bgr, HAZE_THUMBNAIL, interpolation=cv2.INTER_AREA)
+    return float(dark_channel(thumb, HAZE_PATCH).mean()) / 255.0
+
+
 def dark_channel_dehaze(
     bgr: Image,
     patch: int = 15,

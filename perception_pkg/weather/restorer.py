@@ -7,7 +7,9 @@
   curve baseline) run through :class:`~perception_pkg.engines.runner.ModelRunner` (output at the input's
   size), or a classical baseline from :mod:`.baselines` by name.
 - :class:`Gate`: ``auto`` restores a frame when the classifier names a condition in ``conditions`` with
-  at least ``min_confidence``; ``always`` restores every frame; ``off`` none.
+  at least ``min_confidence`` and, for fog, when its haze density (:func:`.baselines.haze_density`) is at
+  least ``min_haze`` (restoring light fog was measured to cost detection AP); ``always`` restores every
+  frame; ``off`` none.
 - :class:`WeatherRestorer` ties them together: ``restorer(bgr) -> WeatherResult``. A frame the gate lets
   through is returned as the very array it came in (no copy): the node republishes it as it is.
 
@@ -26,7 +28,7 @@ from numpy.typing import NDArray
 from perception_pkg.cards import load_card
 from perception_pkg.engines.runner import ModelRunner
 from perception_pkg.paths import models_dir
-from perception_pkg.weather.baselines import BASELINES
+from perception_pkg.weather.baselines import BASELINES, haze_density
 from perception_pkg.weather.conditions import ADVERSE, CONDITIONS
 
 DEFAULT_MODEL = "sim_weather/card.yaml"
@@ -123,6 +125,7 @@ class Gate:
     mode: str = "auto"
     conditions: tuple[str, ...] = ADVERSE
     min_confidence: float = 0.5
+    min_haze: float = 0.0  # fog frames: restore only from this haze density on (0: any fog)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -135,11 +138,27 @@ class Gate:
     def needs_classifier(self) -> bool:
         return self.mode == "auto"
 
-    def decide(self, c: Classification | None) -> bool:
-        """Whether to restore a frame classified ``c`` (None: not classified)."""
+    def decide(self, c: Classification | None, haze: float | None = None) -> bool:
+        """Whether to restore a frame classified ``c`` (None: not classified) with haze density ``haze``
+        (needed for a fog frame when ``min_haze`` > 0, see :meth:`needs_haze`; None: not measured)."""
         if self.mode != "auto":
             return self.mode == "always"
-        return c is not None and c.condition in self.conditions and c.confidence >= self.min_confidence
+        if c is None or c.condition not in self.conditions or c.confidence < self.min_confidence:
+            return False
+        if c.condition == "fog" and self.min_haze > 0:
+            return haze is not None and haze >= self.min_haze
+        return True
+
+    def needs_haze(self, c: Classification | None) -> bool:
+        """Whether :meth:`decide` needs the frame's haze density: a fog frame the classifier passed."""
+        return (
+            self.mode == "auto"
+            and self.min_haze > 0
+            and c is not None
+            and c.condition == "fog"
+            and c.condition in self.conditions
+            and c.confidence >= self.min_confidence
+        )
 
 
 @dataclass
@@ -148,6 +167,7 @@ class WeatherResult:
     restored: bool
     classification: Classification | None
     timings: dict[str, float] = field(default_factory=dict)
+    haze: float | None = None  # haze density, when the gate measured it
 
 
 class WeatherRestorer:
@@ -173,9 +193,14 @@ class WeatherRestorer:
         if self.classifier is not None and self.gate.mode != "off":
             c = self.classifier(bgr)
             timings["classify"] = time.perf_counter() - t0
-        if not self.gate.decide(c):
-            return WeatherResult(bgr, False, c, timings)
+        haze = None
+        if self.gate.needs_haze(c):
+            th = time.perf_counter()
+            haze = haze_density(bgr)
+            timings["haze"] = time.perf_counter() - th
+        if not self.gate.decide(c, haze):
+            return WeatherResult(bgr, False, c, timings, haze)
         t1 = time.perf_counter()
         out = self.restorer(bgr)
         timings["restore"] = time.perf_counter() - t1
-        return WeatherResult(out, True, c, timings)
+        return WeatherResult(out, True, c, timings, haze)
