@@ -13,6 +13,7 @@ import importlib
 _JOBS = {
     "detector": ("perception_pkg.training.detector_train", "2D/3D detector (+ bottom-up pose heads)"),
     "pose": ("perception_pkg.training.pose_train", "top-down pose networks and their decoder cards"),
+    "pose-rnn": ("perception_pkg.training.pose_rnn_train", "bottom-up recurrent pose (sim_pose_rnn)"),
     "completion": ("perception_pkg.training.completion_train", "SoftPoolNet car completion (sim_completion)"),
     "weather": ("perception_pkg.training.weather_train", "ForkGAN restorer + classifier (sim_weather)"),
 }

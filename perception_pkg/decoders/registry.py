@@ -25,6 +25,7 @@ DECODERS: dict[str, str] = {
     "mass_displacement": "perception_pkg.decoders.pose.mass_displacement:MassDisplacementDecoder",
     "mixture_pose": "perception_pkg.decoders.pose.mixture_pose:MixturePoseDecoder",
     "raw": "perception_pkg.decoders.image:RawDecoder",
+    "rnn_association": "perception_pkg.decoders.pose.rnn_association:RnnAssociationDecoder",
     "rtm3d": "perception_pkg.decoders.detection.rtm3d:Rtm3dDecoder",
     "simcc": "perception_pkg.decoders.pose.simcc:SimccDecoder",
     "yolov8": "perception_pkg.decoders.detection.yolov8:Yolov8Decoder",

@@ -225,7 +225,8 @@ class PckAccumulator:
 def keypoint_results(result: Any, image_id: int, category_id: int) -> list[dict[str, Any]]:
     """COCO keypoint results (pixel-centre coordinates) of one :class:`PoseResult`."""
     xy = result.keypoints - PIXEL_SHIFT
-    kps = np.concatenate([xy, result.scores[..., None]], axis=-1).reshape(len(result), -1)
+    # an explicit width: reshape(0, -1) is ambiguous and raises on a frame where nobody was found
+    kps = np.concatenate([xy, result.scores[..., None]], axis=-1).reshape(len(result), 3 * xy.shape[1])
     return [
         {"image_id": image_id, "category_id": category_id, "keypoints": k, "score": float(s)}
         for k, s in zip(kps.tolist(), result.person_scores.tolist(), strict=True)
