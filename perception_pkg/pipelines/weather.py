@@ -26,6 +26,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
+
 from perception_pkg.engines.select import BACKENDS
 from perception_pkg.msgs import (
     array_to_image,
@@ -177,7 +179,9 @@ class WeatherPipeline(Pipeline):
         if result.restored:
             self.restored += 1
             encoding = "rgb8" if getattr(msg, "encoding", "") == "rgb8" else "bgr8"
-            pixels = result.image[..., ::-1] if encoding == "rgb8" else result.image
+            # cvtColor writes a contiguous RGB copy in one pass; packing the reversed view byte by byte
+            # cost 0.6 ms more per 640x480 frame
+            pixels = cv2.cvtColor(result.image, cv2.COLOR_BGR2RGB) if encoding == "rgb8" else result.image
             out_image = array_to_image(pixels, encoding, header, self.types)
         else:
             self.passed += 1
