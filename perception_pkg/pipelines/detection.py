@@ -43,7 +43,7 @@ from perception_pkg.msgs import (
 )
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted
-from perception_pkg.pipelines.pairing import CameraInfoPairing
+from perception_pkg.pipelines.pairing import CameraInfoPairing, PairedCamera
 from perception_pkg.runtime.settings import ConfigError, setting
 from perception_pkg.viz.detections import draw_detections
 from perception_pkg.viz.markers import detection_markers
@@ -107,7 +107,7 @@ def camera_problem(camera: CameraModel | None, frame_id: str, hw: tuple[int, int
     return ""
 
 
-class DetectionPipeline(Pipeline):
+class DetectionPipeline(PairedCamera, Pipeline):
     """Images paired with CameraInfo by stamp (module docstring), then detected and published."""
 
     name = NODE_NAME
@@ -143,13 +143,6 @@ class DetectionPipeline(Pipeline):
         """Frames lifted without their own CameraInfo or not at all."""
         return self.no_camera_info + self.camera_info_mismatch
 
-    @property
-    def camera_info_late(self) -> int:
-        return self.pairing.late
-
-    def inputs_available(self, keys: set[str]) -> None:
-        self.pairing.expected = "camera_info" in keys
-
     def accept(self, key: str, msg: Any, now_s: float) -> list[Job]:
         # parse first, hand over after (pipelines/pairing.py): a malformed message raises before a held
         # image leaves the buffer, so the held image is never lost with the exception
@@ -161,12 +154,6 @@ class DetectionPipeline(Pipeline):
         # decode now, so a malformed image is reported against its own message, not when it is released
         job = Job(msg, arrived=now_s, payload=image_message_to_bgr(msg, self.settings.compressed))
         return self.pairing.hold(job, now_s)
-
-    def poll(self, now_s: float) -> list[Job]:
-        return self.pairing.poll(now_s)
-
-    def finish(self) -> list[Job]:
-        return self.pairing.finish()
 
     def _log_once(self, reason: str, text: str) -> None:
         if reason not in self._logged:

@@ -86,3 +86,24 @@ class CameraInfoPairing:
                     self.owner,
                 )
         return job
+
+
+class PairedCamera:
+    """Mixin for a :class:`~perception_pkg.pipelines.base.Pipeline` whose main input is an image paired
+    with CameraInfo through ``self.pairing``: the pipeline steps that only hand over to the pairing."""
+
+    pairing: CameraInfoPairing
+
+    @property
+    def camera_info_late(self) -> int:
+        return self.pairing.late
+
+    def inputs_available(self, keys: set[str]) -> None:
+        self.pairing.expected = "camera_info" in keys
+
+    def poll(self, now_s: float) -> list[Job]:
+        """The held image once its wait is over (the node calls this from a timer, replay per message)."""
+        return self.pairing.poll(now_s)
+
+    def finish(self) -> list[Job]:
+        return self.pairing.finish()

@@ -37,7 +37,7 @@ from perception_pkg.msgs import (
 from perception_pkg.msgs.factory import MessageFactory
 from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted
 from perception_pkg.pipelines.detection import image_message_to_bgr
-from perception_pkg.pipelines.pairing import CameraInfoPairing
+from perception_pkg.pipelines.pairing import CameraInfoPairing, PairedCamera
 from perception_pkg.runtime.settings import ConfigError, setting
 from perception_pkg.weather import (
     BASELINES,
@@ -112,7 +112,7 @@ class WeatherSettings:
         return Gate(self.mode, tuple(self.gate_conditions), self.min_confidence, self.min_haze)
 
 
-class WeatherPipeline(Pipeline):
+class WeatherPipeline(PairedCamera, Pipeline):
     """Images paired with CameraInfo by stamp, restored when the gate says so, republished with it."""
 
     name = NODE_NAME
@@ -139,13 +139,6 @@ class WeatherPipeline(Pipeline):
         self.last_haze = float("nan")  # of the last fog frame the gate measured
         self.last_timings: dict[str, float] = {}
 
-    @property
-    def camera_info_late(self) -> int:
-        return self.pairing.late
-
-    def inputs_available(self, keys: set[str]) -> None:
-        self.pairing.expected = "camera_info" in keys
-
     # --- pairing (pipelines/pairing.py; parse and decode before handing over) ---------------------------
     def accept(self, key: str, msg: Any, now_s: float) -> list[Job]:
         if key == "camera_info":
@@ -155,12 +148,6 @@ class WeatherPipeline(Pipeline):
         if own is not None or not self.pairing.expected:
             return [*self.pairing.poll(now_s), Job(msg, partner=own, arrived=now_s, payload=image)]
         return self.pairing.hold(Job(msg, arrived=now_s, payload=image), now_s)
-
-    def poll(self, now_s: float) -> list[Job]:
-        return self.pairing.poll(now_s)
-
-    def finish(self) -> list[Job]:
-        return self.pairing.finish()
 
     # --- work ------------------------------------------------------------------------------------------
     def run(self, job: Job, wanted: Wanted | None = None) -> list[tuple[str, Any]]:
