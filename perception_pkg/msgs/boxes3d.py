@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perception_pkg.msgs._common import get_field, str_field
-from perception_pkg.msgs.detections import _best_result, _quat_matrices
+from perception_pkg.msgs.detections import _quat_matrices, detection3d_fields
 from perception_pkg.msgs.errors import MessageFormatError
 
 _DET3D = "vision_msgs/msg/Detection3DArray"
@@ -40,18 +40,8 @@ def detection3d_array_to_boxes(msg: Any) -> BoxArrays:
     negative size is a MessageFormatError naming the field."""
     header = get_field(msg, "header", _DET3D)
     frame = str_field(header, "frame_id", _DET3D, "header.frame_id")
-    dets = get_field(msg, "detections", _DET3D)
-    n = len(dets)
-    centres, quats, sizes = np.empty((n, 3)), np.empty((n, 4)), np.empty((n, 3))
-    scores = np.empty(n)
-    labels, ids = [], []
-    for i, d in enumerate(dets):
-        bbox = get_field(d, "bbox", _DET3D, f"detections[{i}].bbox")
-        p, q, s = bbox.center.position, bbox.center.orientation, bbox.size
-        centres[i], quats[i], sizes[i] = (p.x, p.y, p.z), (q.x, q.y, q.z, q.w), (s.x, s.y, s.z)
-        label, scores[i] = _best_result(d, _DET3D, i)
-        labels.append(label)
-        ids.append(str_field(d, "id", _DET3D, f"detections[{i}].id"))
+    centres, quats, sizes, scores, labels, ids = detection3d_fields(msg)
+    n = len(centres)
     for name, arr in (
         ("bbox.center.position", centres),
         ("bbox.size", sizes),

@@ -225,11 +225,13 @@ def detection2d_array_to_xyxy(msg: Any) -> tuple[NDArray[np.float64], NDArray[np
     return boxes, scores, labels
 
 
-def detection3d_array_to_kitti(
-    msg: Any,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], list[str], list[str]]:
-    """KITTI boxes (N, 7), scores (N,), class names and ids from a Detection3DArray in a camera
-    optical frame (the inverse of :func:`detection3d_array`)."""
+_F64 = NDArray[np.float64]
+
+
+def detection3d_fields(msg: Any) -> tuple[_F64, _F64, _F64, _F64, list[str], list[str]]:
+    """The fields of every detection of a Detection3DArray as arrays, unchecked: centres (N, 3),
+    quaternions (N, 4) x, y, z, w, sizes (N, 3), best scores (N,), their class names and the ids. The
+    readers built on it check what they need."""
     dets = get_field(msg, "detections", _DET3D)
     n = len(dets)
     centres, quats, sizes = np.empty((n, 3)), np.empty((n, 4)), np.empty((n, 3))
@@ -242,6 +244,16 @@ def detection3d_array_to_kitti(
         label, scores[i] = _best_result(d, _DET3D, i)
         labels.append(label)
         ids.append(str_field(d, "id", _DET3D, f"detections[{i}].id"))
+    return centres, quats, sizes, scores, labels, ids
+
+
+def detection3d_array_to_kitti(
+    msg: Any,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], list[str], list[str]]:
+    """KITTI boxes (N, 7), scores (N,), class names and ids from a Detection3DArray in a camera
+    optical frame (the inverse of :func:`detection3d_array`)."""
+    centres, quats, sizes, scores, labels, ids = detection3d_fields(msg)
+    n = len(centres)
     if n and not np.all(np.linalg.norm(quats, axis=1) > 0):
         raise MessageFormatError(_DET3D, "bbox.center.orientation", "a non-zero quaternion", "zero")
     float_array(centres.reshape(-1), _DET3D, "bbox.center.position")  # finite check, names the field
