@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perception_pkg.msgs.factory import MessageFactory
+from perception_pkg.msgs.header import stamp_to_ns
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ class Pipeline:
     def replay_wanted(self, key: str) -> bool:
         """Replay writes every output but debug images, which only ``replay_annotated`` asks for."""
         return not self.output(key).debug or bool(getattr(self.settings, "replay_annotated", False))
+
+
+def matched_jobs(matcher: Any, main: bool, msg: Any, now_s: float) -> list[Job]:
+    """Hand a message to a :class:`~perception_pkg.pose.matcher.StampMatcher` by its header stamp
+    (``main``: the frame, else its partner); the job of the pair it completes, if any."""
+    stamp = stamp_to_ns(msg.header)
+    add = matcher.add_image if main else matcher.add_detections
+    match = add(stamp, msg, now_s)
+    return [] if match is None else [Job(match.image, match.detections, arrived=match.arrived)]
 
 
 def private_topic(topic: str, node: str, namespace: str = "") -> str:

@@ -37,10 +37,10 @@ from perception_pkg.completion.frame import Boxes
 from perception_pkg.completion.scan import ScanCompletion, ScanParams, complete_scan
 from perception_pkg.completion.transforms import StaticTransforms
 from perception_pkg.engines.select import BACKENDS
-from perception_pkg.msgs import pointcloud_to_xyz, stamp_to_ns, structured_to_pointcloud
+from perception_pkg.msgs import pointcloud_to_xyz, structured_to_pointcloud
 from perception_pkg.msgs.boxes3d import detection3d_array_to_boxes, pose_to_matrix, tf_message_to_transforms
 from perception_pkg.msgs.factory import MessageFactory
-from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted
+from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted, matched_jobs
 from perception_pkg.pose.matcher import StampMatcher
 from perception_pkg.runtime.settings import ConfigError, setting
 from perception_pkg.viz.completion import completion_markers
@@ -173,12 +173,7 @@ class CompletionPipeline(Pipeline):
             return []
         if self.matcher is None:
             return [Job(msg, arrived=now_s)] if key == "cloud" else []
-        stamp = stamp_to_ns(msg.header)
-        if key == "cloud":
-            match = self.matcher.add_image(stamp, msg, now_s)
-        else:
-            match = self.matcher.add_detections(stamp, msg, now_s)
-        return [] if match is None else [Job(match.image, match.detections, arrived=match.arrived)]
+        return matched_jobs(self.matcher, key == "cloud", msg, now_s)
 
     def run(self, job: Job, wanted: Wanted | None = None) -> list[tuple[str, Any]]:
         msg = job.msg

@@ -33,10 +33,9 @@ from perception_pkg.msgs import (
     detections_to_person_boxes,
     image_to_bgr,
     pose_to_person_array,
-    stamp_to_ns,
 )
 from perception_pkg.msgs.factory import MessageFactory
-from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted
+from perception_pkg.pipelines.base import Job, Pipeline, Port, Wanted, matched_jobs
 from perception_pkg.pose.estimator import PoseEstimator, PoseResult
 from perception_pkg.pose.matcher import StampMatcher
 from perception_pkg.runtime.settings import ConfigError, setting
@@ -178,12 +177,7 @@ class PosePipeline(Pipeline):
     def accept(self, key: str, msg: Any, now_s: float) -> list[Job]:
         if self.matcher is None:
             return [Job(msg, arrived=now_s)]
-        stamp = stamp_to_ns(msg.header)
-        if key == "image":
-            match = self.matcher.add_image(stamp, msg, now_s)
-        else:
-            match = self.matcher.add_detections(stamp, msg, now_s)
-        return [] if match is None else [Job(match.image, match.detections, arrived=match.arrived)]
+        return matched_jobs(self.matcher, key == "image", msg, now_s)
 
     def run(self, job: Job, wanted: Wanted | None = None) -> list[tuple[str, Any]]:
         out = self.frames(job.msg, job.partner)
