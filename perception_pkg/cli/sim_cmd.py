@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -58,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from perception_pkg.replay.output import MARKER, OutputFolderError, mark, marked_outputs
+    from perception_pkg.replay.output import MARKER, OutputFolder, OutputFolderError, marked_outputs
     from perception_pkg.sim import WEATHER_KINDS, SceneConfig, generate
 
     if args.weather == "all":
@@ -105,13 +104,9 @@ def _run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-    for name in targets:
-        target = args.out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-    mark(args.out, ours | set(targets), written_by="perception sim")
+    # the checks above leave only our own earlier outputs to replace: OutputFolder removes those only
+    earlier = [n for n in targets if (args.out / n).exists() or (args.out / n).is_symlink()]
+    OutputFolder(args.out, earlier, "perception sim").claim(ours | set(targets))
     config = SceneConfig.with_sensors(
         width=args.width,
         height=args.height,
