@@ -39,17 +39,21 @@ class NonFiniteOutput(ValueError):
 def non_finite(outputs: Mapping[str, NDArray]) -> dict[str, tuple[int, int]]:
     """Outputs holding NaN or inf: name -> (how many, of how many). Float outputs only (others cannot).
 
-    A float64 sum of an array is finite exactly when every element is (any NaN or inf makes it NaN or
-    inf, and float32 values cannot overflow a float64 sum), so the common all-finite case costs one
-    reduction and no temporary array; the count is taken only for an output that fails."""
+    Any NaN or inf makes an array's sum NaN or inf, so a finite sum proves the array finite: the
+    common all-finite case costs one reduction in the array's own dtype and no temporary array (2.4x
+    faster than a float64 sum, which converts every element: 0.16 against 0.39 ms for the shipped
+    detector's 0.8 M outputs, `benchmarks/bench_budget.py`). A non-finite sum may also be an overflow
+    of large finite values, so the exact count decides, taken only for an output whose sum fails."""
     bad: dict[str, tuple[int, int]] = {}
     for name, arr in outputs.items():
         a = np.asarray(arr)
         if a.dtype.kind != "f" or a.size == 0:
             continue
-        if np.isfinite(np.sum(a, dtype=np.float64)):
+        if np.isfinite(np.add.reduce(a, axis=None)):
             continue
-        bad[name] = (int(a.size - np.count_nonzero(np.isfinite(a))), int(a.size))
+        n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if n_bad:
+            bad[name] = (n_bad, int(a.size))
     return bad
 
 
