@@ -247,7 +247,10 @@ def measure_pose(threads: int, frames: int, warmup: int) -> dict[str, Any]:
 def _time_runner(runner: Any, current: dict[str, float]) -> None:
     """Split a ModelRunner's calls into the preprocess / inference / decode stages (instance attributes
     shadow its methods; ``__call__`` looks them up on the instance)."""
-    for stage, name in (("preprocess", "preprocess"), ("inference", "infer"), ("decode", "decode")):
+    # the output NaN check is host work (timed with decode) where the tree splits it from the engine call
+    split = hasattr(runner, "run_engine")
+    engine = (("inference", "run_engine"), ("decode", "check")) if split else (("inference", "infer"),)
+    for stage, name in (("preprocess", "preprocess"), *engine, ("decode", "decode")):
         setattr(runner, name, _timed(current, stage, getattr(runner, name)))
 
 

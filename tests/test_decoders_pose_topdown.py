@@ -49,8 +49,13 @@ def _card(decoder: dict, outputs: list[str], crop_hw: tuple[int, int] = CROP_HW)
                 "scale": "1/255",
                 "mean": [0.485, 0.456, 0.406],
                 "std": [0.229, 0.224, 0.225],
-                "resize": {"policy": "topdown", "aspect_ratio": 0.75, "padding": 1.25, "pad_value": 0,
-                           "crop": "exact"},
+                "resize": {
+                    "policy": "topdown",
+                    "aspect_ratio": 0.75,
+                    "padding": 1.25,
+                    "pad_value": 0,
+                    "crop": "exact",
+                },
             }
         ],
         "outputs": [{"name": o, "shape": ["batch", K, h // 4, w // 4]} for o in outputs],
