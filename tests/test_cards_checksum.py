@@ -140,3 +140,17 @@ def test_the_pose_path_reports_non_finite_outputs_too(nan_card: Path, tmp_path: 
     estimator = PoseEstimator(load_card(card_path), backend="onnxruntime", threads=1, warmup=False)
     with pytest.raises(NonFiniteOutput, match="at inference"):
         estimator(np.full((480, 640, 3), 90, np.uint8))
+
+
+def test_per_frame_the_outputs_the_decoder_reads_are_checked_and_unread_heads_are_not() -> None:
+    """The shipped detector also carries pose heads its decoder never reads: a NaN there cannot reach a
+    detection, so the per-frame check skips it (the warm-up still checks every output)."""
+    runner = ModelRunner(load_card(models_dir() / "sim_detector" / "card.yaml"), backend="onnxruntime")
+    assert "hm" in runner.checked and "pose_off" not in runner.checked
+    outputs = runner.run_engine(runner.preprocess(np.zeros((480, 640, 3), np.uint8)))
+    unread = {**outputs, "pose_off": np.full_like(outputs["pose_off"], np.nan)}
+    assert runner.check(unread) is unread
+    read = {**outputs, "hm": outputs["hm"].copy()}
+    read["hm"][0, 0, 0, :3] = np.inf
+    with pytest.raises(NonFiniteOutput, match="output hm 3/"):
+        runner.check(read)
