@@ -2,9 +2,10 @@
 
 A model's outputs are checked, not trusted: :meth:`Engine.warmup` runs it and requires every output to be
 finite and shaped as the card says (:func:`check_outputs`), and :class:`~perception_pkg.engines.runner.
-ModelRunner` checks every inference for non-finite values. A model whose weights were overwritten with
-NaN (it still parses and runs) is refused at start-up, and one whose outputs turn non-finite later
-raises :class:`NonFiniteOutput` per frame, which a node counts as a processing error.
+ModelRunner` checks, on every inference, the outputs its decoder reads for non-finite values. A model
+whose weights were overwritten with NaN (it still parses and runs) is refused at start-up, and one whose
+outputs turn non-finite later raises :class:`NonFiniteOutput` per frame, which a node counts as a
+processing error.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class ModelRunner:
         return self.preprocessor(image, boxes)
 
     def infer(self, prepared: Prepared) -> dict[str, NDArray]:
-        """The engine's outputs for a prepared input; NonFiniteOutput when any holds NaN or inf."""
+        """The engine's outputs for a prepared input; NonFiniteOutput when one the decoder reads holds NaN
+        or inf."""
         return self.check(self.run_engine(prepared))
 
     def run_engine(self, prepared: Prepared) -> dict[str, NDArray]:
